@@ -1,0 +1,16 @@
+/* The daemon: scheduler, voting, maintenance windows, persisted state, reload. */
+#pragma once
+
+#include <stdbool.h>
+
+#include "config/config.h"
+
+/* Run the daemon until SIGTERM/SIGINT. Takes ownership of cfg (a reload
+ * replaces it). Returns the process exit code. */
+int agent_main(const char *cfg_path, struct cfg *cfg, bool verbose);
+
+/* rerouterctl status | history: exit codes. */
+int agent_ctl_status(const struct cfg *cfg);
+int agent_ctl_history(const struct cfg *cfg, unsigned n);
+/* rerouterctl init: create the state database if missing. */
+int agent_ctl_init(const struct cfg *cfg);

@@ -1,0 +1,123 @@
+/* rerouterctl: status, history, connectors, manual toggles (SPEC section 6). */
+#include "config.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "actions/actions.h"
+#include "agent/agent.h"
+#include "agent/log.h"
+#include "config/config.h"
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: rerouterctl [-c FILE] COMMAND\n\n"
+		"Commands:\n"
+		"  status            state, since when, the window's runs, the last run, anything pending\n"
+		"  history [-n N]    changes of state and the actions taken, newest first\n"
+		"  connectors        the send connectors and the route of each address space\n"
+		"  enable NAME       enable a send connector by hand\n"
+		"  disable NAME      disable a send connector by hand\n"
+		"  init              create the transport and state databases if missing\n\n"
+		"  -c, --config FILE configuration file (default %s)\n"
+		"  -h, --help        this text\n"
+		"  -V, --version     the version\n",
+		CFG_DEFAULT_PATH);
+}
+
+static int parse_count(const char *s, unsigned *ret)
+{
+	char *end;
+	errno = 0;
+	unsigned long v = strtoul(s, &end, 10);
+	if (errno || *s == '\0' || *end != '\0' || *s == '-' || v == 0 || v > 100000)
+		return -EINVAL;
+	*ret = (unsigned)v;
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ 0 },
+	};
+	const char *path = CFG_DEFAULT_PATH;
+	int c;
+
+	/* '+': options after the command belong to it (history -n N). */
+	while ((c = getopt_long(argc, argv, "+c:hV", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c': path = optarg; break;
+		case 'h': usage(stdout); return 0;
+		case 'V': printf("rerouterctl %s\n", PACKAGE_VERSION); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (optind >= argc) {
+		usage(stderr);
+		return 2;
+	}
+	const char *cmd = argv[optind++];
+	int nargs = argc - optind;
+	char **args = argv + optind;
+	unsigned hist_n = 20;
+
+	if (!strcmp(cmd, "history")) {
+		if (nargs == 2 && !strcmp(args[0], "-n") && parse_count(args[1], &hist_n) == 0)
+			nargs = 0;
+		else if (nargs != 0) {
+			fprintf(stderr, "rerouterctl: usage: history [-n N] (N a positive number)\n");
+			return 2;
+		}
+	} else if (!strcmp(cmd, "enable") || !strcmp(cmd, "disable")) {
+		if (nargs != 1) {
+			fprintf(stderr, "rerouterctl: usage: %s NAME\n", cmd);
+			return 2;
+		}
+	} else if (strcmp(cmd, "status") && strcmp(cmd, "connectors") && strcmp(cmd, "init")) {
+		fprintf(stderr, "rerouterctl: unknown command '%s'\n", cmd);
+		usage(stderr);
+		return 2;
+	} else if (nargs != 0) {
+		fprintf(stderr, "rerouterctl: %s takes no arguments\n", cmd);
+		return 2;
+	}
+
+	log_setup("rerouterctl", true, false);
+
+	struct cfg_errors errs = { 0 };
+	struct cfg *cfg = NULL;
+	int r = cfg_load(path, &cfg, &errs);
+	for (size_t i = 0; i < errs.n; i++)
+		fprintf(stderr, "%s\n", errs.v[i]);
+	cfg_errors_clear(&errs);
+	if (r < 0) {
+		if (r != -EINVAL)
+			fprintf(stderr, "%s: cannot read: %s\n", path, strerror(-r));
+		return 2;
+	}
+
+	if (!strcmp(cmd, "status"))
+		r = agent_ctl_status(cfg);
+	else if (!strcmp(cmd, "history"))
+		r = agent_ctl_history(cfg, hist_n);
+	else if (!strcmp(cmd, "connectors"))
+		r = actions_ctl_connectors(cfg);
+	else if (!strcmp(cmd, "init")) {
+		r = actions_ctl_init(cfg);
+		if (r == 0)
+			r = agent_ctl_init(cfg);
+	}
+	else
+		r = actions_ctl_toggle(cfg, args[0], !strcmp(cmd, "enable"));
+	cfg_free(cfg);
+	return r;
+}

@@ -1,0 +1,118 @@
+/* rerouterd: the daemon, always in the foreground (SPEC section 6). */
+#include "config.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "actions/actions.h"
+#include "actions/alert.h"
+#include "agent/agent.h"
+#include "agent/log.h"
+#include "config/config.h"
+#include "probes/probe.h"
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: rerouterd [-c FILE] [-v] [--check-config | --once | --test-mail]\n"
+		"Watch the internet link and reroute outbound mail when it fails.\n\n"
+		"  -c, --config FILE  configuration file (default %s)\n"
+		"  -v, --verbose      log to stderr too, with debug messages\n"
+		"      --check-config validate the configuration and exit (0 OK, 2 errors)\n"
+		"      --once         one run of the checks now; exit 0 passed, 1 failed\n"
+		"      --test-mail    send a test alert; exit 0 when the server accepted it\n"
+		"  -h, --help         this text\n"
+		"  -V, --version      the version\n",
+		CFG_DEFAULT_PATH);
+}
+
+static void report_missing(const char *name, void *ud)
+{
+	const struct cfg *c = ud;
+	fprintf(stderr, "%s: connector '%s' is not in the transport database %s\n", c->path, name,
+		c->transport.database);
+	(void)c;
+}
+
+int main(int argc, char **argv)
+{
+	enum { OPT_CHECK = 256, OPT_ONCE, OPT_TEST_MAIL };
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "check-config", no_argument, NULL, OPT_CHECK },
+		{ "once", no_argument, NULL, OPT_ONCE },
+		{ "test-mail", no_argument, NULL, OPT_TEST_MAIL },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ 0 },
+	};
+	const char *path = CFG_DEFAULT_PATH;
+	bool verbose = false;
+	int mode = 0, c;
+
+	while ((c = getopt_long(argc, argv, "c:vhV", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c': path = optarg; break;
+		case 'v': verbose = true; break;
+		case OPT_CHECK: case OPT_ONCE: case OPT_TEST_MAIL:
+			if (mode && mode != c) {
+				fprintf(stderr, "rerouterd: --check-config, --once and --test-mail exclude each other\n");
+				return 2;
+			}
+			mode = c;
+			break;
+		case 'h': usage(stdout); return 0;
+		case 'V': printf("rerouterd %s\n", PACKAGE_VERSION); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "rerouterd: unexpected argument '%s'\n", argv[optind]);
+		usage(stderr);
+		return 2;
+	}
+
+	log_setup("rerouterd", verbose || mode != 0, verbose);
+
+	struct cfg_errors errs = { 0 };
+	struct cfg *cfg = NULL;
+	int r = cfg_load(path, &cfg, &errs);
+	for (size_t i = 0; i < errs.n; i++)
+		fprintf(stderr, "%s\n", errs.v[i]);
+	cfg_errors_clear(&errs);
+	if (r < 0) {
+		if (r != -EINVAL)
+			fprintf(stderr, "%s: cannot read: %s\n", path, strerror(-r));
+		return 2;
+	}
+
+	switch (mode) {
+	case OPT_CHECK: {
+		/* The transport database may not exist yet on a new install: only a
+		 * database that can be read and lacks a named connector is an error. */
+		int missing = actions_check_connectors(cfg, report_missing, cfg);
+		if (missing < 0 && missing != -ENOENT)
+			fprintf(stderr, "%s: note: transport database %s not checked: %s\n", path,
+				cfg->transport.database, strerror(-missing));
+		r = missing > 0 ? 2 : 0;
+		if (r == 0)
+			printf("configuration OK\n");
+		cfg_free(cfg);
+		return r;
+	}
+	case OPT_ONCE:
+		r = probe_once_main(cfg);
+		cfg_free(cfg);
+		return r;
+	case OPT_TEST_MAIL:
+		r = alerts_test_mail_main(cfg);
+		cfg_free(cfg);
+		return r;
+	default:
+		return agent_main(path, cfg, verbose);
+	}
+}

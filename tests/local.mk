@@ -8,3 +8,6 @@ dist_noinst_DATA += \
 	tests/lib/sink.sh \
 	tests/lib/systemd.sh \
 	tests/lib/postfix.sh
+# tests/lab: the lab site, its demo (README command 1) and the end-to-end test.
+dist_noinst_SCRIPTS += tests/lab/demo tests/lab/test-e2e.sh
+dist_noinst_DATA += tests/lab/lab.sh

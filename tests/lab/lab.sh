@@ -113,6 +113,10 @@ min_gap = 0s
 [hook]
 on_change = $LAB_HOOK
 timeout = 5s
+
+[log]
+# every check's result goes to the journal too (the demo shows the failing ones)
+verbose = yes
 ${1:-}
 EOF
 	mv "$LAB_CONF.new" "$LAB_CONF"

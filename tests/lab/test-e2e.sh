@@ -32,6 +32,8 @@ show() { # CMD...: a command's output, indented, in the test log
 	"$@" 2>&1 | sed 's/^/    | /' >&2
 }
 hook_lines() { if [ -f "$LAB_HOOK_OUT" ]; then wc -l <"$LAB_HOOK_OUT"; else echo 0; fi; }
+hook_at_least() { [ "$(hook_lines)" -ge "$1" ]; }
+starts_at_least() { [ "$(rr_postfix_starts)" -ge "$1" ]; }
 
 # ---------------------------------------------------------------------------
 rr_step "1. link UP: connectors, routes, a mail to relay A"
@@ -81,7 +83,8 @@ lab_send "after the failover"
 m_down=$LAB_LAST_SUBJECT
 rr_check "'$m_down' reached relay B" lab_wait_mail b "$m_down" 20
 rr_check "DOWN alert arrived" lab_wait_alerts DOWN 1 20
-wait_for 10 test "$(hook_lines)" -ge 1
+wait_for 10 hook_at_least 1
+wait_for 10 starts_at_least 2
 rr_expect_eq "connectors when DOWN" "site-a=0 site-b=1 route=$LAB_ROUTE_B" "$(lab_connectors_line)"
 rr_expect_eq "Postfix restarted once" 2 "$(rr_postfix_starts)"
 pid1=$(lab_unit_pid)
@@ -102,12 +105,12 @@ else
 fi
 rr_check "state UP in the journal" lab_wait_changes up down 1 10
 rr_check "UP alert arrived" lab_wait_alerts UP 1 20
-wait_for 10 test "$(rr_postfix_starts)" -ge 3
+wait_for 10 starts_at_least 3
 rr_postfix_wait_running 20
 lab_send "link back up"
 m_up2=$LAB_LAST_SUBJECT
 rr_check "'$m_up2' reached relay A" lab_wait_mail a "$m_up2" 20
-wait_for 10 test "$(hook_lines)" -ge 2
+wait_for 10 hook_at_least 2
 rr_expect_eq "connectors when UP again" "site-a=1 site-b=0 route=$LAB_ROUTE_A" "$(lab_connectors_line)"
 rr_expect_eq "Postfix restarted once more" 3 "$(rr_postfix_starts)"
 rr_expect_eq "hook called with 'up down'" "up down up down" "$(sed -n 2p "$LAB_HOOK_OUT" 2>/dev/null | cut -d' ' -f1-4)"

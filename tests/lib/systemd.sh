@@ -53,6 +53,15 @@ rr_systemd_user_start() {
 	mkdir -p "$RR_USER_UNITS"
 	# Whatever session bus the caller had is not ours.
 	unset DBUS_SESSION_BUS_ADDRESS
+	# Where dbus-user-session is installed the manager would socket-activate a
+	# dbus-daemon on $XDG_RUNTIME_DIR/bus, and sd_bus_open_user() would go
+	# through it; a fresh test machine has none. Mask it so that every machine
+	# tests the same path: the manager's private socket, no bus daemon
+	# (RR_SYSTEMD_KEEP_DBUS=1 keeps it).
+	if [ -z "${RR_SYSTEMD_KEEP_DBUS:-}" ]; then
+		ln -sf /dev/null "$RR_USER_UNITS/dbus.socket"
+		ln -sf /dev/null "$RR_USER_UNITS/dbus.service"
+	fi
 	"${RR_SYSTEMD_BIN:-/lib/systemd/systemd}" --user --log-target=console \
 		</dev/null >>"$dir/systemd.log" 2>&1 &
 	RR_SYSTEMD_PID=$!

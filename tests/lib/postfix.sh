@@ -87,6 +87,9 @@ Description=rerouter lab: the hub's Postfix
 Type=simple
 ExecStartPre=/bin/sh -c 'date +%%s.%%N >> $RR_POSTFIX_DIR/starts'
 ExecStart=/usr/sbin/postfix start-fg
+# Like Debian's forking postfix.service: the start (or restart) job ends only
+# when the master answers, so 'postqueue -f' right after it works.
+ExecStartPost=/bin/sh -c 'i=0; until /usr/sbin/postfix status >/dev/null 2>&1; do i=\$\$((i+1)); [ \$\$i -lt 200 ] || exit 1; sleep 0.1; done'
 ExecStop=/usr/sbin/postfix stop
 TimeoutStopSec=10
 EOF

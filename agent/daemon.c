@@ -13,23 +13,3 @@ int agent_main(const char *cfg_path, struct cfg *cfg, bool verbose)
 	return 1;
 }
 
-int agent_ctl_status(const struct cfg *cfg)
-{
-	(void)cfg;
-	fprintf(stderr, "rerouterctl: status is not implemented yet\n");
-	return 1;
-}
-
-int agent_ctl_history(const struct cfg *cfg, unsigned n)
-{
-	(void)cfg, (void)n;
-	fprintf(stderr, "rerouterctl: history is not implemented yet\n");
-	return 1;
-}
-
-int agent_ctl_init(const struct cfg *cfg)
-{
-	(void)cfg;
-	fprintf(stderr, "rerouterctl: init of the state database is not implemented yet\n");
-	return 1;
-}

@@ -146,10 +146,14 @@ int agent_ctl_status(const struct cfg *cfg)
 	sqlite3_finalize(st);
 	st = NULL;
 
+	/* One line per change that still has steps to do, in their order. */
 	if (sqlite3_prepare_v2(db,
-			       "SELECT c.id, c.at, c.new_state, s.step, s.status, s.attempts, s.detail "
-			       "FROM change_steps s JOIN changes c ON c.id = s.change_id "
-			       "WHERE s.status = 'pending' ORDER BY c.id, s.seq",
+			       "SELECT c.id, c.at, c.old_state, c.new_state, "
+			       "group_concat(s.step || CASE WHEN s.attempts > 0 THEN ' (' || s.attempts || "
+			       "' attempts' || CASE WHEN s.detail <> '' THEN ': ' || s.detail ELSE '' END || ')' "
+			       "ELSE '' END, ', ') "
+			       "FROM changes c JOIN (SELECT * FROM change_steps WHERE status = 'pending' "
+			       "ORDER BY change_id, seq) s ON c.id = s.change_id GROUP BY c.id ORDER BY c.id",
 			       -1, &st, NULL) != SQLITE_OK) {
 		r = fail_sql(db, "read steps");
 		goto out;
@@ -158,9 +162,8 @@ int agent_ctl_status(const struct cfg *cfg)
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		if (pending++ == 0)
 			printf("pending:\n");
-		printf("  change %lld (%s, %s): %s, %d attempt%s%s%s\n", (long long)sqlite3_column_int64(st, 0),
-		       col(st, 2), col(st, 1), col(st, 3), sqlite3_column_int(st, 5),
-		       sqlite3_column_int(st, 5) == 1 ? "" : "s", *col(st, 6) ? ": " : "", col(st, 6));
+		printf("  change %lld at %s (%s -> %s): %s\n", (long long)sqlite3_column_int64(st, 0),
+		       col(st, 1), col(st, 2), col(st, 3), col(st, 4));
 	}
 	sqlite3_finalize(st);
 	st = NULL;

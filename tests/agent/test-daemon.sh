@@ -256,5 +256,39 @@ nr=$(sed -n '1,/state DOWN/p' "$L6" | grep -c 'run FAILED')
 [ "$nr" = 1 ] || fail "DOWN came after $nr runs after the restart, expected 1"
 echo "ok: the window straddles kill -9: DOWN after 1 run before and 1 after"
 kill -TERM "$DPID"; wait "$DPID" || true
+
+echo "== maintenance window: no runs inside, the window starts empty after it"
+listen $A; LA=$LAST_PID
+# One passed run in the stored window (state DOWN, interval 3 s: one run, then stop).
+L7=$T/daemon7.log
+start_daemon "$L7"
+wait_for 10 grep -q 'run PASSED' "$L7" || fail "no passed run"
+kill -TERM "$DPID"; wait "$DPID" || true
+grep -q 'window 1 of 2: 0 failed, 1 passed' "$L7" || fail "the stored window should hold one passed run"
+write_conf 2
+cat >>"$T/rerouter.conf" <<CONF
+
+[maintenance "test"]
+days = mon-sun
+start = $(date +%H:%M -d '-1 min')
+end = $(date +%H:%M -d '+3 min')
+CONF
+L8=$T/daemon8.log
+start_daemon "$L8"
+wait_for 10 grep -q 'entering maintenance window test' "$L8" || fail "window not entered: $(cat "$L8")"
+# Absence of runs cannot be polled for: look for one second (5 intervals).
+sleep 1
+if grep -q 'run \(PASSED\|FAILED\)' "$L8"; then fail "a run started inside the maintenance window"; fi
+write_conf 2
+kill -HUP "$DPID"
+wait_for 5 grep -q 'leaving maintenance window test' "$L8" || fail "window not left on reload"
+wait_for 10 has_changes "$L8" 1 || fail "no change to UP after the window"
+sed -n '/leaving maintenance/,$p' "$L8" | grep 'run PASSED' | head -1 | grep -q 'window 1 of 2' ||
+	fail "the window was not cleared after maintenance"
+[ "$(sed -n '/leaving maintenance/,/state UP/p' "$L8" | grep -c 'run PASSED')" = 2 ] ||
+	fail "UP after the window did not take 2 runs"
+echo "ok: no runs inside the maintenance window; after it the decision window started empty"
+kill -TERM "$DPID"; wait "$DPID" || true
+
 "$RCTL" -c "$T/rerouter.conf" status
 echo "PASS"

@@ -83,7 +83,8 @@ bool vote_init(struct vote *v, const struct vote_params *p, enum cfg_initial_sta
 			pfailed += pn - VOTE_MAX_RUNS;
 			pn = VOTE_MAX_RUNS;
 		}
-		memcpy(v->failed, pfailed, pn * sizeof v->failed[0]);
+		if (pn > 0)
+			memcpy(v->failed, pfailed, pn * sizeof v->failed[0]);
 		v->n = pn;
 		trim(v);
 	}

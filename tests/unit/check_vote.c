@@ -206,6 +206,10 @@ START_TEST(initial_state)
 	ck_assert_uint_eq(v.n, 0);
 	ck_assert(vote_init(&v, &p, INITIAL_DOWN, true, LINK_DOWN, saved, 2));
 	ck_assert_uint_eq(v.n, 2);
+	/* last, a state persisted with an empty window */
+	ck_assert(vote_init(&v, &p, INITIAL_LAST, true, LINK_DOWN, NULL, 0));
+	ck_assert_int_eq(v.state, LINK_DOWN);
+	ck_assert_uint_eq(v.n, 0);
 	/* up */
 	ck_assert(!vote_init(&v, &p, INITIAL_UP, false, LINK_DOWN, NULL, 0));
 	ck_assert_int_eq(v.state, LINK_UP);

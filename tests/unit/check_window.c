@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "agent/window.h"
 
@@ -21,6 +22,9 @@ static time_t local(int y, int mo, int d, int h, int mi, int isdst)
 
 static void tz(const char *zone)
 {
+	/* Without tzdata, the POSIX rule that Europe/Brussels follows since 1996. */
+	if (!strcmp(zone, "Europe/Brussels") && access("/usr/share/zoneinfo/Europe/Brussels", R_OK) != 0)
+		zone = "CET-1CEST,M3.5.0,M10.5.0/3";
 	setenv("TZ", zone, 1);
 	tzset();
 }

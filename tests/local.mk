@@ -1,2 +1,3 @@
-# tests/: the scripts that drive the suite; unit tests are listed by area.
+# tests/: the suite runner and what it shares; unit tests are listed by area.
 dist_noinst_SCRIPTS += tests/run
+EXTRA_DIST += tests/lib/bootstrap.sh tests/deps/base.txt

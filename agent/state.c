@@ -38,9 +38,8 @@
 	"  PRIMARY KEY (run_id, seq)\n"                                         \
 	");\n"
 
-static int sql_err(sqlite3 *db, int rc, const char *what)
+static int sql_errno(int rc)
 {
-	log_errx("state database: %s: %s", what, db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
 	switch (rc & 0xff) {
 	case SQLITE_BUSY:
 	case SQLITE_LOCKED: return -EBUSY;
@@ -52,6 +51,12 @@ static int sql_err(sqlite3 *db, int rc, const char *what)
 	case SQLITE_FULL: return -ENOSPC;
 	default: return -EIO;
 	}
+}
+
+static int sql_err(sqlite3 *db, int rc, const char *what)
+{
+	log_errx("state database: %s: %s", what, db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+	return sql_errno(rc);
 }
 
 static int exec(sqlite3 *db, const char *sql)
@@ -91,7 +96,8 @@ int state_open(const char *path, bool readonly, sqlite3 **ret)
 	*ret = NULL;
 	rc = sqlite3_open_v2(path, &db, flags | SQLITE_OPEN_NOMUTEX, NULL);
 	if (rc != SQLITE_OK) {
-		r = sql_err(db, rc, path);
+		/* The caller says which database and why: the errno is enough. */
+		r = sql_errno(rc);
 		goto fail;
 	}
 	/* The daemon writes while rerouterctl reads: wait for a lock briefly

@@ -120,6 +120,20 @@ if [ -x /lib/systemd/systemd-journald ]; then
 fi
 echo "private journald: $JOURNAL"
 
+# A notify socket that records what the daemon tells systemd.
+cat >"$T/notify.py" <<'PY'
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1])
+with open(sys.argv[2], "a") as f:
+    while True:
+        f.write(s.recv(4096).decode() + "\n")
+        f.flush()
+PY
+python3 "$T/notify.py" "$T/notify.sock" "$T/notify.out" &
+PIDS="$PIDS $!"
+wait_for 5 test -S "$T/notify.sock" || fail "notify socket listener did not start"
+
 DPID=""
 start_daemon() { # LOGFILE
 	"$RERD" -v -c "$T/rerouter.conf" >>"$1" 2>&1 &
@@ -134,7 +148,7 @@ echo "== transcript: start, link healthy, cut a, restore a, restart, cut a"
 listen $A; LA=$LAST_PID
 listen $B; LB=$LAST_PID
 L1=$T/daemon1.log
-start_daemon "$L1"
+NOTIFY_SOCKET=$T/notify.sock WATCHDOG_USEC=400000 start_daemon "$L1"
 wait_for 10 has_changes "$L1" 1 || fail "no change to UP (log: $(tail -5 "$L1"))"
 # rerouterctl reads while the daemon writes.
 "$RCTL" -c "$T/rerouter.conf" status >"$T/status1.out" || fail "rerouterctl status failed"
@@ -171,6 +185,12 @@ state DOWN (was UP
 EXP
 diff -u "$T/expected" "$T/transcript" || fail "transcript differs"
 echo "ok: transcript of 4 changes matches"
+grep -qx 'READY=1' "$T/notify.out" || fail "no READY=1 on the notify socket"
+grep -q '^STATUS=link UP since .*, last run 2/2 passed' "$T/notify.out" ||
+	fail "no STATUS=link UP ... last run 2/2 passed: $(tail -3 "$T/notify.out")"
+grep -qx 'STOPPING=1' "$T/notify.out" || fail "no STOPPING=1 on SIGTERM"
+grep -qx 'WATCHDOG=1' "$T/notify.out" || fail "no WATCHDOG=1 with WATCHDOG_USEC set"
+echo "ok: sd_notify READY=1, WATCHDOG=1 ($(grep -cx WATCHDOG=1 "$T/notify.out") times), STATUS=$(grep '^STATUS=link UP' "$T/notify.out" | tail -1 | cut -d= -f2-), STOPPING=1"
 if grep -q 'state UP (was DOWN' "$L2"; then fail "restart logged a spurious change"; fi
 
 "$RCTL" -c "$T/rerouter.conf" history >"$T/history.out" || fail "rerouterctl history failed"

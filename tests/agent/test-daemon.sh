@@ -23,7 +23,16 @@ if [ -z "${RR_AG_PRIVATE:-}" ]; then
 	RR_AG_PRIVATE=1 exec unshare -m --propagation private "$0" "$@"
 fi
 
+# Our children still running: only these are killed at exit (a pid that was
+# reaped may belong to someone else by then).
 PIDS=""
+spawned() { PIDS="$PIDS $1"; }
+reap() { # PID: wait for it, forget it; returns its exit status
+	_rc=0
+	wait "$1" 2>/dev/null || _rc=$?
+	PIDS=$(echo " $PIDS " | sed "s/ $1 / /")
+	return $_rc
+}
 cleanup() {
 	for p in $PIDS; do kill -9 "$p" 2>/dev/null || true; done
 	wait 2>/dev/null || true
@@ -61,10 +70,10 @@ listen() { # ADDR -> sets LAST_PID
 	rm -f "$T/ready.$1"
 	python3 "$T/listener.py" "$1" "$PORT" "$T/ready.$1" &
 	LAST_PID=$!
-	PIDS="$PIDS $LAST_PID"
+	spawned "$LAST_PID"
 	wait_for 5 test -e "$T/ready.$1" || fail "listener on $1:$PORT did not start"
 }
-unlisten() { kill "$1" 2>/dev/null; wait "$1" 2>/dev/null || true; }
+unlisten() { kill "$1" 2>/dev/null; reap "$1" || true; }
 
 write_conf() { # RUNS [broken]
 	cat >"$T/rerouter.conf" <<CONF
@@ -115,7 +124,7 @@ done
 mkdir -p /run/systemd/journal
 if [ -x /lib/systemd/systemd-journald ]; then
 	/lib/systemd/systemd-journald >"$T/journald.out" 2>&1 &
-	PIDS="$PIDS $!"
+	spawned $!
 	wait_for 5 test -S /run/systemd/journal/socket && JOURNAL=yes
 fi
 echo "private journald: $JOURNAL"
@@ -131,14 +140,14 @@ with open(sys.argv[2], "a") as f:
         f.flush()
 PY
 python3 "$T/notify.py" "$T/notify.sock" "$T/notify.out" &
-PIDS="$PIDS $!"
+spawned $!
 wait_for 5 test -S "$T/notify.sock" || fail "notify socket listener did not start"
 
 DPID=""
 start_daemon() { # LOGFILE
 	"$RERD" -v -c "$T/rerouter.conf" >>"$1" 2>&1 &
 	DPID=$!
-	PIDS="$PIDS $DPID"
+	spawned "$DPID"
 }
 changes() { grep -o 'state \(UP\|DOWN\) (was \(UP\|DOWN\)' "$1" | wc -l; }
 has_changes() { [ "$(changes "$1")" -ge "$2" ]; }
@@ -160,7 +169,7 @@ wait_for 10 has_changes "$L1" 3 || fail "no change back to UP"
 t0=$(now_ms)
 kill -TERM "$DPID"
 wait_for 5 sh -c "! kill -0 $DPID" || fail "rerouterd did not stop on SIGTERM within 5 s"
-wait "$DPID" || fail "rerouterd exited non-zero after SIGTERM"
+reap "$DPID" || fail "rerouterd exited non-zero after SIGTERM"
 t1=$(now_ms)
 echo "figure: SIGTERM to exit with the link UP: $((t1 - t0)) ms (polled)"
 L2=$T/daemon2.log
@@ -174,6 +183,7 @@ t0=$(now_ms)
 kill -TERM "$DPID"
 wait_for 5 sh -c "! kill -0 $DPID" || fail "rerouterd did not stop on SIGTERM"
 t1=$(now_ms)
+reap "$DPID" || fail "rerouterd exited non-zero after SIGTERM"
 echo "figure: SIGTERM to exit with the link DOWN: $((t1 - t0)) ms (polled)"
 
 cat "$L1" "$L2" | grep -o 'state \(UP\|DOWN\) (was \(UP\|DOWN\)' >"$T/transcript"
@@ -236,7 +246,7 @@ wait_for 10 has_changes "$L3" 2 || fail "no change to DOWN after the reload"
 # runs = 3 now: the change needed three failed runs.
 grep 'window 3 of 3' "$L3" | grep -q 'FAILED' || fail "the reloaded threshold (runs = 3) was not used"
 echo "ok: a good reload swaps the thresholds (change after 3 runs)"
-kill -TERM "$DPID"; wait "$DPID" || true
+kill -TERM "$DPID"; reap "$DPID" || true
 
 echo "== kill -9 in a loop: the state database stays intact, the window resumes"
 write_conf 2
@@ -244,13 +254,13 @@ listen $A; LA=$LAST_PID
 L4=$T/daemon4.log
 start_daemon "$L4"
 wait_for 10 has_changes "$L4" 1 || fail "no change to UP"
-kill -9 "$DPID"; wait "$DPID" 2>/dev/null || true
+kill -9 "$DPID"; reap "$DPID" || true
 i=0
 while [ $i -lt 20 ]; do
 	start_daemon "$T/kill.log"
 	# Kill at varied moments, within and between runs.
 	sleep "0.$((i * 37 % 10))$((i * 7 % 10))"
-	kill -9 "$DPID"; wait "$DPID" 2>/dev/null || true
+	kill -9 "$DPID"; reap "$DPID" || true
 	ok=$(sqlite3 "file:$T/state.db?mode=ro" 'PRAGMA integrity_check' 2>&1)
 	[ "$ok" = ok ] || fail "integrity_check after kill -9 number $i: $ok"
 	"$RCTL" -c "$T/rerouter.conf" status >/dev/null || fail "status after kill -9 number $i"
@@ -267,7 +277,7 @@ start_daemon "$L5"
 failed_in_window() { sqlite3 "file:$T/state.db?mode=ro" 'SELECT count(*) FROM runs WHERE in_window = 1 AND failed = 1'; }
 wait_for 10 grep -q 'run FAILED' "$L5" || fail "no failed run"
 [ "$(failed_in_window)" = 1 ] || fail "the window does not hold one failed run"
-kill -9 "$DPID"; wait "$DPID" 2>/dev/null || true
+kill -9 "$DPID"; reap "$DPID" || true
 L6=$T/daemon6.log
 start_daemon "$L6"
 wait_for 10 has_changes "$L6" 1 || fail "no change to DOWN after the restart"
@@ -275,7 +285,7 @@ grep -q 'starting: link UP since .*(persisted), window [12] of 2 runs' "$L6" || 
 nr=$(sed -n '1,/state DOWN/p' "$L6" | grep -c 'run FAILED')
 [ "$nr" = 1 ] || fail "DOWN came after $nr runs after the restart, expected 1"
 echo "ok: the window straddles kill -9: DOWN after 1 run before and 1 after"
-kill -TERM "$DPID"; wait "$DPID" || true
+kill -TERM "$DPID"; reap "$DPID" || true
 
 echo "== maintenance window: no runs inside, the window starts empty after it"
 listen $A; LA=$LAST_PID
@@ -283,7 +293,7 @@ listen $A; LA=$LAST_PID
 L7=$T/daemon7.log
 start_daemon "$L7"
 wait_for 10 grep -q 'run PASSED' "$L7" || fail "no passed run"
-kill -TERM "$DPID"; wait "$DPID" || true
+kill -TERM "$DPID"; reap "$DPID" || true
 grep -q 'window 1 of 2: 0 failed, 1 passed' "$L7" || fail "the stored window should hold one passed run"
 write_conf 2
 cat >>"$T/rerouter.conf" <<CONF
@@ -308,7 +318,7 @@ sed -n '/leaving maintenance/,$p' "$L8" | grep 'run PASSED' | head -1 | grep -q 
 [ "$(sed -n '/leaving maintenance/,/state UP/p' "$L8" | grep -c 'run PASSED')" = 2 ] ||
 	fail "UP after the window did not take 2 runs"
 echo "ok: no runs inside the maintenance window; after it the decision window started empty"
-kill -TERM "$DPID"; wait "$DPID" || true
+kill -TERM "$DPID"; reap "$DPID" || true
 
 "$RCTL" -c "$T/rerouter.conf" status
 echo "PASS"

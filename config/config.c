@@ -51,6 +51,19 @@ void cfg_parser_done(struct cfg_parser *p)
 	*p = (struct cfg_parser){ 0 };
 }
 
+int cfg_load_print(const char *path, struct cfg **ret)
+{
+	struct cfg_errors errs = { 0 };
+	int r = cfg_load(path, ret, &errs);
+
+	for (size_t i = 0; i < errs.n; i++)
+		fprintf(stderr, "%s\n", errs.v[i]);
+	cfg_errors_clear(&errs);
+	if (r < 0 && r != -EINVAL)
+		fprintf(stderr, "%s: cannot read: %s\n", path, strerror(-r));
+	return r;
+}
+
 void cfg_errors_clear(struct cfg_errors *errs)
 {
 	for (size_t i = 0; i < errs->n; i++)

@@ -6,6 +6,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -109,6 +110,24 @@ static bool resolved(CURL *e)
 	return curl_easy_getinfo(e, CURLINFO_NAMELOOKUP_TIME_T, &t) == CURLE_OK && t > 0;
 }
 
+/* The host a check names, for messages: tcp/smtp have it, http has a URL. */
+static const char *check_host(const struct probe_check *c, char *buf, size_t size)
+{
+	CURLU *u;
+	char *h = NULL;
+
+	if (c->cfg->host)
+		return c->cfg->host;
+	snprintf(buf, size, "%s", c->cfg->target);
+	u = curl_url();
+	if (u && curl_url_set(u, CURLUPART_URL, c->cfg->target, 0) == CURLUE_OK &&
+	    curl_url_get(u, CURLUPART_HOST, &h, 0) == CURLUE_OK)
+		snprintf(buf, size, "%s", h);
+	curl_free(h);
+	curl_url_cleanup(u);
+	return buf;
+}
+
 static const char *why(struct probe_curl *pc, CURLcode res)
 {
 	return pc->errbuf[0] ? pc->errbuf : curl_easy_strerror(res);
@@ -118,7 +137,8 @@ static void on_done(CURL *easy, CURLcode res, void *userdata)
 {
 	struct probe_curl *pc = userdata;
 	struct probe_check *c = pc->check;
-	const char *host = c->cfg->host ? c->cfg->host : c->cfg->target;
+	char hbuf[256];
+	const char *host = check_host(c, hbuf, sizeof hbuf);
 	long status = 0, oserr = 0;
 	uint64_t ms = probe_elapsed_ms(c), budget_ms = c->budget_usec / USEC_PER_MSEC;
 
@@ -196,10 +216,11 @@ void probe_curl_free(struct probe_curl *pc)
 void probe_curl_expire(struct probe_check *c)
 {
 	struct probe_curl *pc = c->impl;
-	const char *host = c->cfg->host ? c->cfg->host : c->cfg->target;
+	char hbuf[256];
 
 	if (pc && pc->easy && !resolved(pc->easy))
-		probe_finish(c, PROBE_DNS_TIMEOUT, "%s not resolved in %llu ms", host,
+		probe_finish(c, PROBE_DNS_TIMEOUT, "%s not resolved in %llu ms",
+			     check_host(c, hbuf, sizeof hbuf),
 			     (unsigned long long)(c->budget_usec / USEC_PER_MSEC));
 }
 

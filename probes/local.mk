@@ -19,3 +19,6 @@ tests_unit_check_probes_SOURCES = tests/unit/check_probes.c
 tests_unit_check_probes_CFLAGS = $(CHECK_TEST_CFLAGS)
 tests_unit_check_probes_LDADD = $(CHECK_TEST_LIBS)
 endif
+
+dist_noinst_SCRIPTS += tests/probes/test-probes.sh
+EXTRA_DIST += tests/probes/peers.py

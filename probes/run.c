@@ -19,7 +19,7 @@
 
 /* Ping: the worker keeps to count * timeout by itself; the loop's cap allows
  * it this much more to hand its answer over before the loop gives up on it. */
-#define PING_GRACE_USEC (150 * USEC_PER_MSEC)
+#define PING_GRACE_USEC (50 * USEC_PER_MSEC)
 
 struct probe_run {
 	sd_event *event;

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
 """Small misbehaving peers for the probes' tests.
+  peers.py http200 ADDR PORT   an HTTP server that answers 200, with a long backlog
   peers.py http500 ADDR PORT   an HTTP server that answers 500 to everything
   peers.py smtp421 ADDR PORT   an SMTP server that greets with 421 and hangs up
   peers.py silent  ADDR PORT   accepts TCP connections and never says a word
@@ -12,17 +13,20 @@ import sys
 import threading
 
 
-def http500(addr, port):
+def http_status(addr, port, status):
     class H(http.server.BaseHTTPRequestHandler):
         def do_GET(self):
-            self.send_response(500)
+            self.send_response(status)
             self.send_header("Content-Length", "0")
             self.end_headers()
 
         def log_message(self, *a):
             pass
 
-    http.server.ThreadingHTTPServer((addr, port), H).serve_forever()
+    class S(http.server.ThreadingHTTPServer):
+        request_queue_size = 1024
+
+    S((addr, port), H).serve_forever()
 
 
 def tcp_server(addr, port, handle):
@@ -33,6 +37,7 @@ def tcp_server(addr, port, handle):
     class S(socketserver.ThreadingTCPServer):
         allow_reuse_address = True
         daemon_threads = True
+        request_queue_size = 1024
 
     S((addr, port), H).serve_forever()
 
@@ -53,8 +58,10 @@ def dnsdrop(addr, port):
 
 
 mode, addr, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
-if mode == "http500":
-    http500(addr, port)
+if mode == "http200":
+    http_status(addr, port, 200)
+elif mode == "http500":
+    http_status(addr, port, 500)
 elif mode == "smtp421":
     tcp_server(addr, port, smtp421)
 elif mode == "silent":

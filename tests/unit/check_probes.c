@@ -7,12 +7,14 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "probes/check.h"
 #include "probes/probe.h"
 
 #define LOOP_ADDR "127.0.1.1"
@@ -410,6 +412,46 @@ START_TEST(test_cancel)
 }
 END_TEST
 
+/* A worker that outlives its check: abandoned at once, it must finish later
+ * and free its own state (ASan and valgrind watch this test). */
+static atomic_int jobs_freed, jobs_done;
+
+static void slow_work(void *arg)
+{
+	usleep(100000);
+	*(int *)arg = 42;
+}
+
+static void job_done(void *arg)
+{
+	atomic_fetch_add(&jobs_done, 1);
+}
+
+static void job_free(void *arg)
+{
+	free(arg);
+	atomic_fetch_add(&jobs_freed, 1);
+}
+
+START_TEST(test_worker_abandon)
+{
+	struct probe_job *a = NULL, *b = NULL;
+	sd_event *e = NULL;
+	int *x = calloc(1, sizeof *x), *y = calloc(1, sizeof *y);
+
+	ck_assert_int_ge(sd_event_new(&e), 0);
+	ck_assert_int_eq(probe_job_start(e, slow_work, job_done, job_free, x, &a), 0);
+	ck_assert_int_eq(probe_job_start(e, slow_work, job_done, job_free, y, &b), 0);
+	probe_job_abandon(a);
+	/* b reports through the loop; a never does, but is freed by its worker. */
+	for (int i = 0; i < 100 && (atomic_load(&jobs_done) < 1 || atomic_load(&jobs_freed) < 2); i++)
+		ck_assert_int_ge(sd_event_run(e, 20000), 0);
+	ck_assert_int_eq(atomic_load(&jobs_done), 1);
+	ck_assert_int_eq(atomic_load(&jobs_freed), 2);
+	sd_event_unref(e);
+}
+END_TEST
+
 static Suite *probes_suite(void)
 {
 	Suite *s = suite_create("probes");
@@ -425,6 +467,7 @@ static Suite *probes_suite(void)
 	tcase_add_test(tc, test_run_order_and_once);
 	tcase_add_test(tc, test_empty_run);
 	tcase_add_test(tc, test_cancel);
+	tcase_add_test(tc, test_worker_abandon);
 	suite_add_tcase(s, tc);
 	return s;
 }

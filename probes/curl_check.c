@@ -79,9 +79,11 @@ int probe_curl_new(struct probe_check *c, const char *url, probe_curl_answered_f
 	curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
 	curl_easy_setopt(e, CURLOPT_FORBID_REUSE, 1L);
 	curl_easy_setopt(e, CURLOPT_USERAGENT, "rerouter/" PACKAGE_VERSION);
-	if (cc->proxy)
+	if (cc->proxy) {
 		curl_easy_setopt(e, CURLOPT_PROXY, cc->proxy);
-	else {
+		/* Nothing from the environment, no_proxy included. */
+		curl_easy_setopt(e, CURLOPT_NOPROXY, "");
+	} else {
 		/* proxy = none: ignore http_proxy, https_proxy, all_proxy, no_proxy. */
 		curl_easy_setopt(e, CURLOPT_PROXY, "");
 		curl_easy_setopt(e, CURLOPT_NOPROXY, "*");

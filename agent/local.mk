@@ -2,6 +2,8 @@
 librerouter_la_SOURCES += \
 	agent/agent.h \
 	agent/change.h \
+	agent/curl_loop.c \
+	agent/curl_loop.h \
 	agent/daemon.c \
 	agent/log.c \
 	agent/log.h

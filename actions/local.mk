@@ -23,3 +23,9 @@ tests_unit_check_connectors_LDADD = $(CHECK_TEST_LIBS)
 tests_unit_check_exec_CFLAGS = $(CHECK_TEST_CFLAGS)
 tests_unit_check_exec_LDADD = $(CHECK_TEST_LIBS)
 endif
+
+# Stands in for the agent in tests/actions/test-actions.sh.
+noinst_PROGRAMS = tests/actions/rr-actions-driver
+tests_actions_rr_actions_driver_SOURCES = tests/actions/rr-actions-driver.c
+tests_actions_rr_actions_driver_LDADD = librerouter.la
+dist_noinst_SCRIPTS += tests/actions/test-actions.sh

@@ -536,6 +536,17 @@ static void on_exec_done(struct exec *x, const struct exec_outcome *o, void *ud)
 	a->running = false;
 	exec_outcome_str(o, what, sizeof what);
 	log_fields(ok ? LOG_INFO : LOG_WARNING, f, "%s: %s after %.2fs", p->step, what, secs);
+	/* Right after a restart the transport may not accept the flush yet
+	 * (postqueue: "mail system is down"): try again. A hook that failed
+	 * is not run twice. */
+	if (!ok && p->kind == STEP_FLUSH) {
+		char why[160];
+		snprintf(why, sizeof why, "%s", what);
+		if (attempt_failed(a, p, NULL, 0, why) == STEP_WAIT)
+			return;
+		schedule(a);
+		return;
+	}
 	if (mark1(a, p, ok ? "done" : "failed", "%s after %.2fs", what, secs) < 0) {
 		arm_retry(a, RETRY_BASE_USEC);
 		return;

@@ -215,8 +215,8 @@ int transport_start(sd_event *e, enum cfg_bus bus, const char *unit,
 	r = sd_bus_attach_event(j->bus, e, SD_EVENT_PRIORITY_NORMAL);
 	if (r < 0)
 		goto fail;
-	r = sd_bus_match_signal_async(j->bus, NULL, NULL, "org.freedesktop.DBus.Local", NULL,
-				      "Disconnected", on_disconnect, NULL, j);
+	r = sd_bus_match_signal_async(j->bus, NULL, NULL, "/org/freedesktop/DBus/Local",
+				      "org.freedesktop.DBus.Local", "Disconnected", on_disconnect, NULL, j);
 	if (r < 0)
 		goto fail;
 	/* On a direct connection messages carry no sender: match without one. */

@@ -1,3 +1,10 @@
 # tests/: the suite runner and what it shares; unit tests are listed by area.
 dist_noinst_SCRIPTS += tests/run
 EXTRA_DIST += tests/lib/bootstrap.sh tests/deps/base.txt
+# tests/lib: shell helpers sourced by the integration tests and the lab.
+dist_noinst_DATA += \
+	tests/lib/common.sh \
+	tests/lib/wan.sh \
+	tests/lib/sink.sh \
+	tests/lib/systemd.sh \
+	tests/lib/postfix.sh

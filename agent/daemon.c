@@ -452,6 +452,9 @@ int agent_main(const char *cfg_path, struct cfg *cfg, bool verbose)
 	sigaddset(&ss, SIGHUP);
 	sigaddset(&ss, SIGTERM);
 	sigaddset(&ss, SIGINT);
+	/* SIGCHLD too, before any thread (curl's resolver, probe workers) exists:
+	 * sd_event_add_child() needs it blocked in every thread. */
+	sigaddset(&ss, SIGCHLD);
 	/* Signals only become events: block them, sd-event reads a signalfd. */
 	if (sigprocmask(SIG_BLOCK, &ss, NULL) < 0) {
 		log_err_errno(errno, "sigprocmask");

@@ -250,6 +250,15 @@ EOF
 		rr_info "rerouterd --check-config: $(head -3 "$LAB_DIR/check-config.out")"
 		return 77
 	fi
+	# The alerts are the last link: --test-mail against a port where nothing
+	# listens fails fast when implemented, and says so when still a stub.
+	sed -e "s|^server = .*|server = smtp://${LAB_ALERTS%:*}:20027|" -e 's|^timeout = 5s|timeout = 1s|' \
+		"$LAB_CONF" >"$LAB_DIR/probe-mail.conf"
+	timeout 10 "$LAB_RERD" --test-mail -c "$LAB_DIR/probe-mail.conf" >"$LAB_DIR/test-mail.out" 2>&1
+	if lab_not_implemented "$LAB_DIR/test-mail.out"; then
+		rr_info "rerouterd --test-mail: $(head -3 "$LAB_DIR/test-mail.out")"
+		return 77
+	fi
 	lab_ctl init >"$LAB_DIR/init.out" 2>&1
 	r=$?
 	if lab_not_implemented "$LAB_DIR/init.out"; then

@@ -16,17 +16,6 @@ struct once {
 	int exit_code;
 };
 
-static const char *type_str(enum cfg_check_type t)
-{
-	switch (t) {
-	case CHECK_PING: return "ping";
-	case CHECK_HTTP: return "http";
-	case CHECK_TCP: return "tcp";
-	case CHECK_SMTP: return "smtp";
-	}
-	return "?";
-}
-
 static int width(int w, const char *s)
 {
 	int l = (int)strlen(s);
@@ -59,7 +48,7 @@ static void on_done(struct probe_run *run, const struct probe_result *res, size_
 
 		snprintf(name, sizeof name, "%s%s", cc->name,
 			 cc->role == ROLE_BACKUP ? " (backup)" : "");
-		printf("%-*s  %-4s  %-*s  %-6s  %*llu  %s%s%s\n", wn, name, type_str(cc->type), wt,
+		printf("%-*s  %-4s  %-*s  %-6s  %*llu  %s%s%s\n", wn, name, cfg_check_type_str(cc->type), wt,
 		       cc->target, pass ? "PASS" : "FAIL", wm,
 		       (unsigned long long)res[i].elapsed_ms,
 		       pass ? "" : probe_outcome_str(res[i].outcome), pass ? "" : ": ",

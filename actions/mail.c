@@ -161,6 +161,9 @@ static int debug_cb(CURL *easy, curl_infotype type, char *data, size_t size, voi
 		size = sizeof x->reply - 1;
 	memcpy(x->reply, data, size);
 	x->reply[size] = '\0';
+	/* After a refusal curl says QUIT; the refusal is what people need. */
+	if (data[0] == '4' || data[0] == '5')
+		memcpy(x->refusal, x->reply, size + 1);
 	return 0;
 }
 
@@ -307,7 +310,9 @@ void mail_xfer_describe(struct mail_xfer *x, CURLcode result, char *buf, size_t 
 		return;
 	}
 	const char *why = x->errbuf[0] ? x->errbuf : curl_easy_strerror(result);
-	if (x->reply[0])
+	if (x->refusal[0])
+		snprintf(buf, size, "%s (server's reply: %s)", why, x->refusal);
+	else if (x->reply[0])
 		snprintf(buf, size, "%s (server's last reply: %s)", why, x->reply);
 	else if (code)
 		snprintf(buf, size, "%s (server's last reply code: %ld)", why, code);

@@ -26,6 +26,7 @@ struct mail_xfer {
 	size_t len, pos;
 	char errbuf[CURL_ERROR_SIZE];
 	char reply[256];           /* the last line the server sent */
+	char refusal[256];         /* the last 4xx/5xx line: why it failed */
 };
 
 /* Sets up a transfer of message (taken over: freed with the transfer) to

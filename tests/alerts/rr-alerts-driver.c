@@ -176,6 +176,7 @@ static int on_poll(sd_event_source *s, uint64_t usec, void *userdata)
 		return sd_event_exit(sd_event_source_get_event(s), 0);
 	}
 	sd_event_source_set_time(s, usec + 50 * 1000);
+	sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
 	return 0;
 }
 

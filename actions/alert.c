@@ -477,10 +477,9 @@ out:
 	return r;
 }
 
-int alerts_record_attempt(struct alerts *a, int64_t upto, bool accepted, const char *reply)
+static int record_attempt(struct alerts *a, int64_t upto, bool accepted, const char *reply, uint64_t now)
 {
 	sqlite3_stmt *st = NULL;
-	uint64_t now = now_usec(a);
 	int r;
 
 	if (accepted) {
@@ -562,6 +561,48 @@ int alerts_record_attempt(struct alerts *a, int64_t upto, bool accepted, const c
 	sqlite3_step(st);
 	sqlite3_finalize(st);
 	return 0;
+}
+
+
+/* The mail step's detail in change_steps says what became of the mail, for
+ * rerouterctl history (only detail: its status is the actions' business). */
+static void note_in_steps(struct alerts *a, int64_t upto, bool accepted, const char *reply,
+			  uint64_t now)
+{
+	sqlite3_stmt *st = NULL;
+	char when[64], detail[900];
+
+	format_local(now, when, sizeof when);
+	snprintf(detail, sizeof detail, "%s %s: %s", accepted ? "sent" : "not sent yet, attempt at",
+		 when, reply);
+	if (sqlite3_prepare_v2(a->db,
+			       "UPDATE change_steps SET detail = ? WHERE step = 'mail' AND change_id IN "
+			       "(SELECT change_id FROM alerts WHERE id <= ? AND "
+			       "(sent_usec IS NULL OR sent_usec = ?))",
+			       -1, &st, NULL) != SQLITE_OK)
+		return; /* no change_steps table: nothing to note */
+	sqlite3_bind_text(st, 1, detail, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, upto);
+	sqlite3_bind_int64(st, 3, (sqlite3_int64)now);
+	sqlite3_step(st);
+	sqlite3_finalize(st);
+}
+
+int alerts_record_attempt(struct alerts *a, int64_t upto, bool accepted, const char *reply)
+{
+	uint64_t now = now_usec(a);
+	int r;
+
+	/* A savepoint: one transaction, nested or not in the caller's. */
+	if (sqlite3_exec(a->db, "SAVEPOINT alert_attempt", NULL, NULL, NULL) != SQLITE_OK)
+		log_warnx("alert: state database: %s", sqlite3_errmsg(a->db));
+	r = record_attempt(a, upto, accepted, reply, now);
+	if (r == 0)
+		note_in_steps(a, upto, accepted, reply, now);
+	sqlite3_exec(a->db, r == 0 ? "RELEASE alert_attempt"
+				   : "ROLLBACK TO alert_attempt; RELEASE alert_attempt",
+		     NULL, NULL, NULL);
+	return r;
 }
 
 static void on_sent(CURL *easy, CURLcode result, void *userdata)

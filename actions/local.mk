@@ -19,3 +19,4 @@ TESTS += tests/unit/check_alert
 tests_unit_check_alert_CFLAGS = $(CHECK_TEST_CFLAGS)
 tests_unit_check_alert_LDADD = $(CHECK_TEST_LIBS)
 endif
+EXTRA_DIST += tests/deps/alerts.txt

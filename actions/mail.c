@@ -134,6 +134,19 @@ int mail_compose(const char *hostname, const char *from, const struct cfg_list *
 	return sb_take(&b, ret);
 }
 
+/* The envelope wants the bare address: "Admin <admin@example.org>" and
+ * "admin@example.org" both give "<admin@example.org>". */
+static void envelope_addr(const char *s, char *buf, size_t size)
+{
+	const char *lt = s ? strrchr(s, '<') : NULL;
+	const char *gt = lt ? strchr(lt, '>') : NULL;
+
+	if (lt && gt)
+		snprintf(buf, size, "%.*s", (int)(gt - lt + 1), lt);
+	else
+		snprintf(buf, size, "<%s>", s ? s : "");
+}
+
 static size_t read_cb(char *buf, size_t size, size_t nitems, void *userdata)
 {
 	struct mail_xfer *x = userdata;
@@ -210,13 +223,13 @@ int mail_xfer_new(const struct cfg *cfg, char *message, struct mail_xfer **ret,
 		goto fail;
 	for (size_t i = 0; i < cfg->mail.to.n; i++) {
 		char rcpt[512];
-		snprintf(rcpt, sizeof rcpt, "<%s>", cfg->mail.to.v[i]);
+		envelope_addr(cfg->mail.to.v[i], rcpt, sizeof rcpt);
 		struct curl_slist *l = curl_slist_append(x->rcpt, rcpt);
 		if (!l)
 			goto fail;
 		x->rcpt = l;
 	}
-	snprintf(from, sizeof from, "<%s>", cfg->mail.from ? cfg->mail.from : "");
+	envelope_addr(cfg->mail.from, from, sizeof from);
 
 	/* The URL's path is what curl presents in EHLO; without one it says
 	 * "localhost", which some servers refuse. */

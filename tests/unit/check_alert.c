@@ -157,6 +157,28 @@ START_TEST(test_compose_headers)
 }
 END_TEST
 
+START_TEST(test_envelope)
+{
+	struct mail_xfer *x = NULL;
+	char err[256];
+	char *v[] = { "Admin Team <admin@example.org>", "noc@example.org", NULL };
+
+	cfg.mail.to.v = v;
+	cfg.mail.from = "rerouter <rerouter@hub1.example.org>";
+	ck_assert_int_eq(mail_xfer_new(&cfg, strdup("x\r\n"), &x, err, sizeof err), 0);
+	ck_assert_str_eq(x->rcpt->data, "<admin@example.org>");
+	ck_assert_str_eq(x->rcpt->next->data, "<noc@example.org>");
+	x = mail_xfer_free(x);
+
+	/* An unreadable password file is a clear error before any connection. */
+	cfg.mail.username = "alice";
+	cfg.mail.password_file = "/nonexistent/pw";
+	ck_assert_int_eq(mail_xfer_new(&cfg, strdup("x\r\n"), &x, err, sizeof err), -ENOENT);
+	ck_assert_ptr_nonnull(strstr(err, "password_file /nonexistent/pw"));
+	cfg.mail.to.v = to_v;
+}
+END_TEST
+
 START_TEST(test_change_body)
 {
 	char *state = NULL, *body = NULL;
@@ -229,6 +251,9 @@ START_TEST(test_enqueue_idempotent_after_send)
 	ck_assert_int_eq(alerts_count_pending(db), 0);
 	ck_assert_int_eq(rows("SELECT COUNT(*) FROM alerts"), 1);
 	ck_assert_int_eq(rows("SELECT COUNT(*) FROM alerts WHERE reply = '250 2.0.0 Ok: queued'"), 1);
+	/* History shows what became of the mail. */
+	ck_assert_int_eq(rows("SELECT COUNT(*) FROM change_steps WHERE step = 'mail' AND "
+			      "status = 'pending' AND detail LIKE 'sent %: 250 2.0.0 Ok: queued'"), 1);
 }
 END_TEST
 
@@ -365,6 +390,7 @@ int main(void)
 	TCase *tc = tcase_create("alert");
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_compose_headers);
+	tcase_add_test(tc, test_envelope);
 	tcase_add_test(tc, test_change_body);
 	tcase_add_test(tc, test_enqueue_idempotent);
 	tcase_add_test(tc, test_enqueue_idempotent_after_send);

@@ -430,7 +430,6 @@ int alerts_peek(struct alerts *a, char **ret_subject, char **ret_body, size_t *r
 	if (n == 0)
 		goto out;
 	if (n == 1) {
-		sqlite3_reset(st);
 		*ret_subject = first_subject;
 		first_subject = NULL;
 		/* The one body again, without the "Change 1" banner. */
@@ -611,15 +610,16 @@ static void on_sent(CURL *easy, CURLcode result, void *userdata)
 	struct mail_xfer *x = a->xfer;
 	char desc[768];
 	const struct log_field f[] = { { "REROUTER_ACTION", "mail" } };
+	const char *server = a->cfg && a->cfg->mail.server ? a->cfg->mail.server : "the mail server";
 
 	a->xfer = NULL;
 	mail_xfer_describe(x, result, desc, sizeof desc);
 	mail_xfer_free(x);
 	if (result == CURLE_OK) {
-		log_fields(LOG_INFO, f, "alert: mail accepted by %s: %s", a->cfg->mail.server, desc);
+		log_fields(LOG_INFO, f, "alert: mail accepted by %s: %s", server, desc);
 		alerts_record_attempt(a, a->xfer_upto, true, desc);
 	} else {
-		log_fields(LOG_WARNING, f, "alert: mail not sent to %s: %s", a->cfg->mail.server, desc);
+		log_fields(LOG_WARNING, f, "alert: mail not sent to %s: %s", server, desc);
 		alerts_record_attempt(a, a->xfer_upto, false, desc);
 	}
 	alerts_kick(a);

@@ -1,70 +1,769 @@
-/* STUB: replaced by the actions (issue 5). */
+/* The step pipeline of SPEC section 4 and its exactly-once bookkeeping.
+ *
+ * The agent records a change and one 'pending' row per step (agent/change.h).
+ * Here the first pending step of the oldest change is carried out, marked
+ * 'done', 'failed' or 'skipped' with a detail for people, and the next one
+ * follows. Whatever was done is marked before the next step starts, so a
+ * start-up after a crash resumes at the first step not marked:
+ *  - connectors are set to wanted values (idempotent); whether an interrupted
+ *    attempt had already changed the database is read back from the rows'
+ *    changed_at/changed_by, so the restart it needs is not lost;
+ *  - transport, flush, hook run again only if they were not marked (a crash
+ *    in the middle of one repeats it: at least once, never skipped);
+ *  - mail: alerts_enqueue_change() is idempotent per change.
+ *
+ * Test only: RR_TEST_CRASH_AFTER_STEP=NAME kills the process with SIGKILL
+ * right after the step NAME was marked, to test the recovery above. */
 #include "config.h"
 
 #include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <time.h>
 
 #include "actions/actions.h"
+#include "actions/alert.h"
+#include "actions/connectors.h"
+#include "actions/exec.h"
+#include "actions/transport.h"
+#include "agent/change.h"
+#include "agent/log.h"
+
+#define MAX_ATTEMPTS 6                        /* then the step is 'failed' */
+#define RETRY_BASE_USEC (2 * USEC_PER_SEC)    /* doubled per attempt */
+#define RETRY_MAX_USEC (60 * USEC_PER_SEC)
+#define TRANSPORT_TIMEOUT_USEC (120 * USEC_PER_SEC)
+#define FLUSH_TIMEOUT_USEC (60 * USEC_PER_SEC)
+/* On the loop: a writer holding the transport database costs at most
+ * CONN_TRIES times this, then the step is retried from a timer. */
+#define LOOP_BUSY_TIMEOUT_MSEC 250
+
+struct pending {
+	int64_t change_id;
+	char step[16];
+	int kind; /* enum change_step, or -1 */
+	int attempts;
+	char new_state[8], old_state[8];
+	char at[40];
+	uint64_t at_usec;
+	bool no_backup;
+	int64_t newer; /* a newer change that sets connectors, or 0 */
+};
 
 struct actions {
-	int dummy;
+	sd_event *event;
+	sqlite3 *db;
+	const struct cfg *cfg;
+	struct alerts *alerts;
+	sd_event_source *kick_src, *retry_src;
+	struct exec *exec;
+	struct transport_job *job;
+	struct pending cur; /* the step in flight */
+	uint64_t started_usec;
+	bool running;
 };
+
+enum step_outcome { STEP_NEXT, STEP_WAIT };
+
+static uint64_t now_usec(clockid_t clk)
+{
+	struct timespec ts;
+
+	clock_gettime(clk, &ts);
+	return (uint64_t)ts.tv_sec * USEC_PER_SEC + (uint64_t)ts.tv_nsec / 1000;
+}
+
+static void schedule(struct actions *a);
+
+/* ---- the state database ---- */
+
+static int sql_err(struct actions *a, int rc, const char *what)
+{
+	log_errx("actions: state database: %s: %s", what, sqlite3_errmsg(a->db));
+	return (rc & 0xff) == SQLITE_BUSY ? -EBUSY : -EIO;
+}
+
+/* Returns 1 with *p filled, 0 when nothing is pending, or a negative errno. */
+static int load_next(struct actions *a, struct pending *p)
+{
+	sqlite3_stmt *st = NULL;
+	int rc, r;
+
+	rc = sqlite3_prepare_v2(a->db,
+				"SELECT s.change_id, s.step, s.attempts, c.new_state, c.old_state, "
+				"c.at, c.at_usec, c.no_backup, "
+				"(SELECT MAX(n.id) FROM changes AS n WHERE n.id > c.id AND n.no_backup = 0) "
+				"FROM change_steps AS s JOIN changes AS c ON c.id = s.change_id "
+				"WHERE s.status = 'pending' ORDER BY s.change_id, s.seq LIMIT 1",
+				-1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return sql_err(a, rc, "reading pending steps");
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE) {
+		r = 0;
+		goto out;
+	}
+	if (rc != SQLITE_ROW) {
+		r = sql_err(a, rc, "reading pending steps");
+		goto out;
+	}
+	memset(p, 0, sizeof *p);
+	p->change_id = sqlite3_column_int64(st, 0);
+	snprintf(p->step, sizeof p->step, "%s", (const char *)sqlite3_column_text(st, 1));
+	p->kind = -1;
+	for (int k = 0; k < _STEP_MAX; k++)
+		if (!strcmp(p->step, change_step_str((enum change_step)k)))
+			p->kind = k;
+	p->attempts = sqlite3_column_int(st, 2);
+	snprintf(p->new_state, sizeof p->new_state, "%s", (const char *)sqlite3_column_text(st, 3));
+	snprintf(p->old_state, sizeof p->old_state, "%s", (const char *)sqlite3_column_text(st, 4));
+	snprintf(p->at, sizeof p->at, "%s", (const char *)sqlite3_column_text(st, 5));
+	p->at_usec = (uint64_t)sqlite3_column_int64(st, 6);
+	p->no_backup = sqlite3_column_int(st, 7) != 0;
+	p->newer = sqlite3_column_int64(st, 8);
+	r = 1;
+out:
+	sqlite3_finalize(st);
+	return r;
+}
+
+struct mark {
+	const char *step, *status, *detail;
+};
+
+static void crash_point(const char *step)
+{
+	const char *c = getenv("RR_TEST_CRASH_AFTER_STEP");
+
+	if (c && !strcmp(c, step)) {
+		log_warnx("actions: RR_TEST_CRASH_AFTER_STEP=%s: killing myself (test only)", step);
+		raise(SIGKILL);
+	}
+}
+
+/* Marks several steps of one change in one transaction (a savepoint, so it
+ * nests in whatever the agent does); only rows still pending change. */
+static int mark_steps(struct actions *a, int64_t change_id, const struct mark *m, size_t n)
+{
+	sqlite3_stmt *st = NULL;
+	char now[32];
+	int rc, r = 0;
+
+	conn_iso_time(now_usec(CLOCK_REALTIME), now);
+	rc = sqlite3_exec(a->db, "SAVEPOINT actions_mark", NULL, NULL, NULL);
+	if (rc != SQLITE_OK)
+		return sql_err(a, rc, "marking a step");
+	rc = sqlite3_prepare_v2(a->db,
+				"UPDATE change_steps SET status = ?3, detail = ?4, updated_at = ?5 "
+				"WHERE change_id = ?1 AND step = ?2 AND status = 'pending'",
+				-1, &st, NULL);
+	for (size_t i = 0; i < n && rc == SQLITE_OK; i++) {
+		sqlite3_reset(st);
+		sqlite3_bind_int64(st, 1, change_id);
+		sqlite3_bind_text(st, 2, m[i].step, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 3, m[i].status, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 4, m[i].detail, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 5, now, -1, SQLITE_STATIC);
+		rc = sqlite3_step(st) == SQLITE_DONE ? SQLITE_OK : sqlite3_errcode(a->db);
+	}
+	sqlite3_finalize(st);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_exec(a->db, "RELEASE actions_mark", NULL, NULL, NULL);
+	if (rc != SQLITE_OK) {
+		r = sql_err(a, rc, "marking a step");
+		sqlite3_exec(a->db, "ROLLBACK TO actions_mark; RELEASE actions_mark", NULL, NULL, NULL);
+		return r;
+	}
+	for (size_t i = 0; i < n; i++)
+		log_debug("actions: change %" PRId64 " %s: %s (%s)", change_id, m[i].step,
+			  m[i].status, m[i].detail);
+	for (size_t i = 0; i < n; i++)
+		crash_point(m[i].step);
+	return 0;
+}
+
+static int mark1(struct actions *a, const struct pending *p, const char *status, const char *fmt,
+		 ...) __attribute__((format(printf, 4, 5)));
+static int mark1(struct actions *a, const struct pending *p, const char *status, const char *fmt,
+		 ...)
+{
+	char detail[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(detail, sizeof detail, fmt, ap);
+	va_end(ap);
+	struct mark m = { p->step, status, detail };
+	return mark_steps(a, p->change_id, &m, 1);
+}
+
+/* Before an attempt: counted first, so a crash during it is known at the next start. */
+static int bump_attempts(struct actions *a, struct pending *p, const char *detail)
+{
+	sqlite3_stmt *st = NULL;
+	char now[32];
+	int rc;
+
+	conn_iso_time(now_usec(CLOCK_REALTIME), now);
+	rc = sqlite3_prepare_v2(a->db,
+				"UPDATE change_steps SET attempts = attempts + 1, detail = ?3, "
+				"updated_at = ?4 WHERE change_id = ?1 AND step = ?2",
+				-1, &st, NULL);
+	if (rc == SQLITE_OK) {
+		sqlite3_bind_int64(st, 1, p->change_id);
+		sqlite3_bind_text(st, 2, p->step, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 3, detail, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 4, now, -1, SQLITE_STATIC);
+		rc = sqlite3_step(st) == SQLITE_DONE ? SQLITE_OK : sqlite3_errcode(a->db);
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_OK)
+		return sql_err(a, rc, "counting an attempt");
+	p->attempts++;
+	return 0;
+}
+
+static int set_detail(struct actions *a, const struct pending *p, const char *detail)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	rc = sqlite3_prepare_v2(a->db,
+				"UPDATE change_steps SET detail = ?3 WHERE change_id = ?1 AND step = ?2",
+				-1, &st, NULL);
+	if (rc == SQLITE_OK) {
+		sqlite3_bind_int64(st, 1, p->change_id);
+		sqlite3_bind_text(st, 2, p->step, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 3, detail, -1, SQLITE_STATIC);
+		rc = sqlite3_step(st) == SQLITE_DONE ? SQLITE_OK : sqlite3_errcode(a->db);
+	}
+	sqlite3_finalize(st);
+	return rc == SQLITE_OK ? 0 : sql_err(a, rc, "recording a retry");
+}
+
+/* Status of another step of the same change ("" when absent). */
+static void step_status(struct actions *a, int64_t change_id, const char *step, char *buf,
+			size_t size)
+{
+	sqlite3_stmt *st = NULL;
+
+	buf[0] = '\0';
+	if (sqlite3_prepare_v2(a->db, "SELECT status FROM change_steps WHERE change_id = ?1 AND step = ?2",
+			       -1, &st, NULL) != SQLITE_OK)
+		return;
+	sqlite3_bind_int64(st, 1, change_id);
+	sqlite3_bind_text(st, 2, step, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		snprintf(buf, size, "%s", (const char *)sqlite3_column_text(st, 0));
+	sqlite3_finalize(st);
+}
+
+/* ---- retries ---- */
+
+static uint64_t backoff_usec(int attempts)
+{
+	uint64_t d = RETRY_BASE_USEC;
+
+	for (int i = 1; i < attempts && d < RETRY_MAX_USEC; i++)
+		d *= 2;
+	return d < RETRY_MAX_USEC ? d : RETRY_MAX_USEC;
+}
+
+static int on_retry(sd_event_source *s, uint64_t usec, void *ud)
+{
+	(void)s, (void)usec;
+	schedule(ud);
+	return 0;
+}
+
+static void arm_retry(struct actions *a, uint64_t delay_usec)
+{
+	int r;
+
+	if (!a->retry_src)
+		r = sd_event_add_time_relative(a->event, &a->retry_src, CLOCK_MONOTONIC, delay_usec,
+					       0, on_retry, a);
+	else {
+		r = sd_event_source_set_time_relative(a->retry_src, delay_usec);
+		if (r >= 0)
+			r = sd_event_source_set_enabled(a->retry_src, SD_EVENT_ONESHOT);
+	}
+	if (r < 0)
+		log_err_errno(r, "actions: cannot arm the retry timer");
+}
+
+/* A failed attempt: retried later while attempts remain (the step stays
+ * 'pending' with the reason, as rerouterctl status shows), else 'failed'. */
+static enum step_outcome attempt_failed(struct actions *a, const struct pending *p,
+					const struct mark *also, size_t n_also, const char *why)
+{
+	char detail[1024];
+
+	if (p->attempts < MAX_ATTEMPTS) {
+		uint64_t d = backoff_usec(p->attempts);
+		snprintf(detail, sizeof detail, "attempt %d: %s; retrying in %llus", p->attempts,
+			 why, (unsigned long long)(d / USEC_PER_SEC));
+		log_warnx("actions: change %" PRId64 " %s: %s", p->change_id, p->step, detail);
+		set_detail(a, p, detail);
+		arm_retry(a, d);
+		return STEP_WAIT;
+	}
+	snprintf(detail, sizeof detail, "%s (gave up after %d attempts)", why, p->attempts);
+	log_errx("actions: change %" PRId64 " %s failed: %s", p->change_id, p->step, detail);
+	struct mark m[4] = { { p->step, "failed", detail } };
+	for (size_t i = 0; i < n_also && i < 3; i++)
+		m[i + 1] = also[i];
+	if (mark_steps(a, p->change_id, m, 1 + (n_also < 3 ? n_also : 3)) < 0) {
+		arm_retry(a, RETRY_BASE_USEC);
+		return STEP_WAIT;
+	}
+	return STEP_NEXT;
+}
+
+/* ---- connectors ---- */
+
+struct conn_log {
+	struct actions *a;
+	const struct pending *p;
+	char changed[512], missing[512];
+};
+
+static void append(char *buf, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void append(char *buf, size_t size, const char *fmt, ...)
+{
+	size_t len = strlen(buf);
+	va_list ap;
+
+	if (len >= size - 1)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(buf + len, size - len, fmt, ap);
+	va_end(ap);
+}
+
+static void on_conn_missing(const char *name, void *ud)
+{
+	struct conn_log *l = ud;
+
+	append(l->missing, sizeof l->missing, "%s%s", l->missing[0] ? ", " : "", name);
+}
+
+static void on_conn_changed(const char *name, int enabled, void *ud)
+{
+	struct conn_log *l = ud;
+	const struct log_field f[] = {
+		{ "REROUTER_CONNECTOR", name },
+		{ "REROUTER_ACTION", enabled ? "enable" : "disable" },
+		{ "REROUTER_STATE", l->p->new_state },
+	};
+
+	log_fields(LOG_NOTICE, f, "connector %s %s", name, enabled ? "enabled" : "disabled");
+	append(l->changed, sizeof l->changed, "%s%s %s", l->changed[0] ? ", " : "",
+	       enabled ? "enabled" : "disabled", name);
+}
+
+static enum step_outcome step_connectors(struct actions *a, struct pending *p)
+{
+	const struct cfg_toggle *t = !strcmp(p->new_state, "up") ? &a->cfg->on_up : &a->cfg->on_down;
+	const char *section = !strcmp(p->new_state, "up") ? "[on_up]" : "[on_down]";
+	struct conn_log l = { a, p, "", "" };
+	struct conn_report rep = { on_conn_missing, on_conn_changed, &l };
+	struct conn_set *v = NULL;
+	sqlite3 *tdb = NULL;
+	size_t n = 0;
+	char detail[1200], since[32];
+	int attempts_before = p->attempts, r, changed;
+	enum step_outcome out = STEP_NEXT;
+
+	if (p->no_backup) {
+		const struct mark m[] = { { "connectors", "skipped", "no backup path" },
+					  { "transport", "skipped", "no backup path" },
+					  { "flush", "skipped", "no backup path" } };
+		log_warnx("actions: change %" PRId64 ": DOWN with no backup path, no connector changed",
+			  p->change_id);
+		mark_steps(a, p->change_id, m, 3);
+		return STEP_NEXT;
+	}
+	if (!t->present || t->enable.n + t->disable.n == 0) {
+		snprintf(detail, sizeof detail, "nothing to change: no %s", section);
+		const struct mark m[] = { { "connectors", "skipped", detail },
+					  { "transport", "skipped", "transport database unchanged" },
+					  { "flush", "skipped", "transport database unchanged" } };
+		mark_steps(a, p->change_id, m, 3);
+		return STEP_NEXT;
+	}
+	if (bump_attempts(a, p, "applying") < 0) {
+		arm_retry(a, RETRY_BASE_USEC);
+		return STEP_WAIT;
+	}
+	r = conn_set_from_toggle(t, &v, &n);
+	if (r >= 0)
+		r = conn_open(a->cfg->transport.database, 0, LOOP_BUSY_TIMEOUT_MSEC, &tdb);
+	if (r >= 0)
+		r = conn_apply(tdb, v, n, "rerouterd", CONN_TRIES, &rep);
+	if (r < 0) {
+		char why[600];
+		snprintf(why, sizeof why, "%s: %s", a->cfg->transport.database,
+			 r == -EBUSY ? "held by another writer" : strerror(-r));
+		const struct mark also[] = { { "transport", "skipped", "connectors failed" },
+					     { "flush", "skipped", "connectors failed" } };
+		out = attempt_failed(a, p, also, 2, why);
+		goto out;
+	}
+	changed = r > 0;
+	if (!changed && attempts_before > 0) {
+		/* An attempt before a crash may have committed without being marked. */
+		conn_iso_time(p->at_usec, since);
+		changed = conn_changed_since(tdb, v, n, "rerouterd", since) == 1;
+	}
+	if (l.changed[0])
+		snprintf(detail, sizeof detail, "%s", l.changed);
+	else
+		snprintf(detail, sizeof detail, "%s", changed ? "set by an earlier attempt" : "already set");
+	if (l.missing[0]) {
+		const struct log_field f[] = { { "REROUTER_STATE", p->new_state } };
+		log_fields(LOG_ERR, f, "connectors named in %s but missing from %s: %s", section,
+			   a->cfg->transport.database, l.missing);
+		append(detail, sizeof detail, "; missing from the database: %s", l.missing);
+	}
+	if (changed) {
+		const struct mark m[] = { { "connectors", "done", detail } };
+		r = mark_steps(a, p->change_id, m, 1);
+	} else {
+		const struct mark m[] = { { "connectors", "done", detail },
+					  { "transport", "skipped", "transport database unchanged" },
+					  { "flush", "skipped", "transport database unchanged" } };
+		r = mark_steps(a, p->change_id, m, 3);
+	}
+	if (r < 0) {
+		arm_retry(a, RETRY_BASE_USEC);
+		out = STEP_WAIT;
+	}
+out:
+	sqlite3_close(tdb);
+	free(v);
+	return out;
+}
+
+/* ---- transport ---- */
+
+static const char *verb(const struct actions *a)
+{
+	return a->cfg->transport.action == TRANSPORT_RELOAD ? "reload" : "restart";
+}
+
+static void on_transport_done(struct transport_job *j, bool ok, const char *result, void *ud)
+{
+	struct actions *a = ud;
+	struct pending *p = &a->cur;
+	const struct log_field f[] = {
+		{ "REROUTER_ACTION", verb(a) },
+		{ "REROUTER_STATE", p->new_state },
+		{ "REROUTER_RESULT", ok ? "pass" : "fail" },
+	};
+	double secs = (double)(now_usec(CLOCK_MONOTONIC) - a->started_usec) / 1e6;
+	char why[512];
+
+	(void)j;
+	a->job = transport_job_free(a->job);
+	a->running = false;
+	log_fields(ok ? LOG_NOTICE : LOG_WARNING, f, "transport: %s %s: job %s (%.2fs)", verb(a),
+		   a->cfg->transport.unit, result, secs);
+	if (ok) {
+		if (mark1(a, p, "done", "%s %s: %s in %.2fs", verb(a), a->cfg->transport.unit, result,
+			  secs) < 0) {
+			arm_retry(a, RETRY_BASE_USEC);
+			return;
+		}
+	} else {
+		snprintf(why, sizeof why, "%s %s: %s", verb(a), a->cfg->transport.unit, result);
+		const struct mark also[] = { { "flush", "skipped", "transport failed" } };
+		if (attempt_failed(a, p, also, 1, why) == STEP_WAIT)
+			return;
+	}
+	schedule(a);
+}
+
+static enum step_outcome step_transport(struct actions *a, struct pending *p)
+{
+	int r;
+
+	if (a->cfg->transport.action == TRANSPORT_NONE) {
+		mark1(a, p, "skipped", "action = none");
+		return STEP_NEXT;
+	}
+	if (bump_attempts(a, p, "job queued") < 0) {
+		arm_retry(a, RETRY_BASE_USEC);
+		return STEP_WAIT;
+	}
+	a->cur = *p;
+	a->started_usec = now_usec(CLOCK_MONOTONIC);
+	r = transport_start(a->event, a->cfg->transport.bus, a->cfg->transport.unit,
+			    a->cfg->transport.action, TRANSPORT_TIMEOUT_USEC, on_transport_done, a,
+			    &a->job);
+	if (r < 0) {
+		char why[512];
+		snprintf(why, sizeof why, "%s %s: %s bus: %s", verb(a), a->cfg->transport.unit,
+			 a->cfg->transport.bus == BUS_USER ? "user" : "system", strerror(-r));
+		const struct mark also[] = { { "flush", "skipped", "transport failed" } };
+		return attempt_failed(a, p, also, 1, why);
+	}
+	a->running = true;
+	return STEP_WAIT;
+}
+
+/* ---- flush and hook: programs ---- */
+
+static void on_exec_done(struct exec *x, const struct exec_outcome *o, void *ud)
+{
+	struct actions *a = ud;
+	struct pending *p = &a->cur;
+	double secs = (double)(now_usec(CLOCK_MONOTONIC) - a->started_usec) / 1e6;
+	bool ok = o->result == EXEC_EXITED && o->code == 0;
+	const struct log_field f[] = {
+		{ "REROUTER_ACTION", p->step },
+		{ "REROUTER_STATE", p->new_state },
+		{ "REROUTER_RESULT", ok ? "pass" : "fail" },
+	};
+	char what[128];
+
+	(void)x;
+	a->exec = exec_free(a->exec);
+	a->running = false;
+	exec_outcome_str(o, what, sizeof what);
+	log_fields(ok ? LOG_INFO : LOG_WARNING, f, "%s: %s after %.2fs", p->step, what, secs);
+	/* Right after a restart the transport may not accept the flush yet
+	 * (postqueue: "mail system is down"): try again. A hook that failed
+	 * is not run twice. */
+	if (!ok && p->kind == STEP_FLUSH) {
+		char why[160];
+		snprintf(why, sizeof why, "%s", what);
+		if (attempt_failed(a, p, NULL, 0, why) == STEP_WAIT)
+			return;
+		schedule(a);
+		return;
+	}
+	if (mark1(a, p, ok ? "done" : "failed", "%s after %.2fs", what, secs) < 0) {
+		arm_retry(a, RETRY_BASE_USEC);
+		return;
+	}
+	schedule(a);
+}
+
+static enum step_outcome run_program(struct actions *a, struct pending *p, char *const *argv,
+				     char *const *env, uint64_t timeout_usec)
+{
+	const struct log_field f[] = {
+		{ "REROUTER_ACTION", p->step },
+		{ "REROUTER_STATE", p->new_state },
+	};
+	struct exec_params ep = {
+		.argv = argv,
+		.env_add = env,
+		.timeout_usec = timeout_usec,
+		.label = p->step,
+		.fields = f,
+		.n_fields = 2,
+	};
+	int r;
+
+	if (bump_attempts(a, p, "running") < 0) {
+		arm_retry(a, RETRY_BASE_USEC);
+		return STEP_WAIT;
+	}
+	a->cur = *p;
+	a->started_usec = now_usec(CLOCK_MONOTONIC);
+	r = exec_start(a->event, &ep, on_exec_done, a, &a->exec);
+	if (r < 0) {
+		char why[256];
+		snprintf(why, sizeof why, "cannot start %s: %s", argv[0], strerror(-r));
+		return attempt_failed(a, p, NULL, 0, why);
+	}
+	log_info("actions: change %" PRId64 ": %s started (%s, pid %d)", p->change_id, p->step,
+		 argv[0], (int)exec_pid(a->exec));
+	a->running = true;
+	return STEP_WAIT;
+}
+
+static enum step_outcome step_flush(struct actions *a, struct pending *p)
+{
+	char st[16];
+
+	step_status(a, p->change_id, "transport", st, sizeof st);
+	if (strcmp(st, "done")) {
+		mark1(a, p, "skipped", "no restart");
+		return STEP_NEXT;
+	}
+	if (a->cfg->transport.flush.n == 0) {
+		mark1(a, p, "skipped", "no flush command");
+		return STEP_NEXT;
+	}
+	return run_program(a, p, a->cfg->transport.flush.v, NULL, FLUSH_TIMEOUT_USEC);
+}
+
+static enum step_outcome step_hook(struct actions *a, struct pending *p)
+{
+	char e_state[32], e_prev[32], e_since[64];
+
+	if (!a->cfg->hook.present || !a->cfg->hook.on_change || !a->cfg->hook.on_change[0]) {
+		mark1(a, p, "skipped", "no hook");
+		return STEP_NEXT;
+	}
+	snprintf(e_state, sizeof e_state, "REROUTER_STATE=%s", p->new_state);
+	snprintf(e_prev, sizeof e_prev, "REROUTER_PREVIOUS=%s", p->old_state);
+	snprintf(e_since, sizeof e_since, "REROUTER_SINCE=%s", p->at);
+	char *const argv[] = { a->cfg->hook.on_change, p->new_state, p->old_state, NULL };
+	char *const env[] = { e_state, e_prev, e_since, NULL };
+	return run_program(a, p, argv, env, a->cfg->hook.timeout_usec);
+}
+
+/* ---- mail ---- */
+
+static enum step_outcome step_mail(struct actions *a, struct pending *p)
+{
+	int r;
+
+	if (!a->alerts) {
+		mark1(a, p, "skipped", "no [mail]");
+		return STEP_NEXT;
+	}
+	if (bump_attempts(a, p, "queueing") < 0) {
+		arm_retry(a, RETRY_BASE_USEC);
+		return STEP_WAIT;
+	}
+	r = alerts_enqueue_change(a->alerts, p->change_id);
+	if (r < 0) {
+		char why[128];
+		snprintf(why, sizeof why, "cannot queue the alert: %s", strerror(-r));
+		return attempt_failed(a, p, NULL, 0, why);
+	}
+	if (mark1(a, p, "done", "alert queued") < 0) {
+		arm_retry(a, RETRY_BASE_USEC);
+		return STEP_WAIT;
+	}
+	return STEP_NEXT;
+}
+
+/* ---- the pipeline ---- */
+
+static enum step_outcome run_step(struct actions *a, struct pending *p)
+{
+	/* A newer change sets the connectors anyway: doing this one's first
+	 * would only restart the transport twice. Its hook and mail still run. */
+	if (p->newer > 0 && (p->kind == STEP_CONNECTORS || p->kind == STEP_TRANSPORT ||
+			     p->kind == STEP_FLUSH)) {
+		mark1(a, p, "skipped", "superseded by change %" PRId64, p->newer);
+		return STEP_NEXT;
+	}
+	switch (p->kind) {
+	case STEP_CONNECTORS: return step_connectors(a, p);
+	case STEP_TRANSPORT: return step_transport(a, p);
+	case STEP_FLUSH: return step_flush(a, p);
+	case STEP_HOOK: return step_hook(a, p);
+	case STEP_MAIL: return step_mail(a, p);
+	default:
+		mark1(a, p, "skipped", "unknown step");
+		return STEP_NEXT;
+	}
+}
+
+static int on_kick(sd_event_source *s, void *ud)
+{
+	struct actions *a = ud;
+	struct pending p;
+
+	(void)s;
+	/* Bounded: every STEP_NEXT marked one more row, and a step that
+	 * could not be marked returns STEP_WAIT. */
+	for (int guard = 0; guard < 10000 && !a->running; guard++) {
+		int r = load_next(a, &p);
+		if (r < 0) {
+			arm_retry(a, RETRY_BASE_USEC);
+			return 0;
+		}
+		if (r == 0)
+			return 0;
+		if (run_step(a, &p) == STEP_WAIT)
+			return 0;
+	}
+	return 0;
+}
+
+static void schedule(struct actions *a)
+{
+	int r;
+
+	if (a->retry_src)
+		sd_event_source_set_enabled(a->retry_src, SD_EVENT_OFF);
+	r = sd_event_source_set_enabled(a->kick_src, SD_EVENT_ONESHOT);
+	if (r < 0)
+		log_err_errno(r, "actions: cannot schedule the steps");
+}
 
 int actions_new(sd_event *e, sqlite3 *state_db, const struct cfg *cfg, struct alerts *alerts,
 		struct actions **ret)
 {
-	(void)e, (void)state_db, (void)cfg, (void)alerts;
-	*ret = calloc(1, sizeof **ret);
-	return *ret ? 0 : -ENOMEM;
+	struct actions *a = calloc(1, sizeof *a);
+	int r;
+
+	if (!a)
+		return -ENOMEM;
+	a->event = sd_event_ref(e);
+	a->db = state_db;
+	a->cfg = cfg;
+	a->alerts = alerts;
+	r = sd_event_add_defer(e, &a->kick_src, on_kick, a);
+	if (r < 0)
+		goto fail;
+	r = sd_event_source_set_enabled(a->kick_src, SD_EVENT_OFF);
+	if (r < 0)
+		goto fail;
+	*ret = a;
+	return 0;
+fail:
+	actions_free(a);
+	return r;
 }
 
 void actions_set_config(struct actions *a, const struct cfg *cfg)
 {
-	(void)a, (void)cfg;
+	a->cfg = cfg;
 }
 
 void actions_kick(struct actions *a)
 {
-	(void)a;
+	/* While a step runs its completion continues the pipeline; a retry
+	 * that waits is cut short, since a newer change may supersede it. */
+	if (!a->running)
+		schedule(a);
 }
 
 int actions_busy(const struct actions *a)
 {
-	(void)a;
+	int on = SD_EVENT_OFF;
+
+	if (a->running)
+		return 1;
+	if (a->retry_src && sd_event_source_get_enabled(a->retry_src, &on) >= 0 && on != SD_EVENT_OFF)
+		return 1;
+	if (sd_event_source_get_enabled(a->kick_src, &on) >= 0 && on != SD_EVENT_OFF)
+		return 1;
 	return 0;
 }
 
 struct actions *actions_free(struct actions *a)
 {
+	if (!a)
+		return NULL;
+	a->exec = exec_free(a->exec);
+	a->job = transport_job_free(a->job);
+	sd_event_source_disable_unref(a->kick_src);
+	sd_event_source_disable_unref(a->retry_src);
+	sd_event_unref(a->event);
 	free(a);
 	return NULL;
-}
-
-int actions_check_connectors(const struct cfg *cfg, void (*report)(const char *name, void *ud),
-			     void *ud)
-{
-	(void)cfg, (void)report, (void)ud;
-	return -ENOENT;
-}
-
-int actions_ctl_init(const struct cfg *cfg)
-{
-	(void)cfg;
-	fprintf(stderr, "rerouterctl: init is not implemented yet\n");
-	return 1;
-}
-
-int actions_ctl_connectors(const struct cfg *cfg)
-{
-	(void)cfg;
-	fprintf(stderr, "rerouterctl: connectors is not implemented yet\n");
-	return 1;
-}
-
-int actions_ctl_toggle(const struct cfg *cfg, const char *name, int enabled)
-{
-	(void)cfg, (void)name, (void)enabled;
-	fprintf(stderr, "rerouterctl: enable/disable is not implemented yet\n");
-	return 1;
 }

@@ -2,8 +2,34 @@
 librerouter_la_SOURCES += \
 	agent/agent.h \
 	agent/change.h \
+	agent/ctl.c \
 	agent/curl_loop.c \
 	agent/curl_loop.h \
 	agent/daemon.c \
 	agent/log.c \
-	agent/log.h
+	agent/log.h \
+	agent/state.c \
+	agent/state.h \
+	agent/vote.c \
+	agent/vote.h \
+	agent/window.c \
+	agent/window.h
+
+if HAVE_CHECK
+check_PROGRAMS += \
+	tests/unit/check_vote \
+	tests/unit/check_window \
+	tests/unit/check_state
+TESTS += \
+	tests/unit/check_vote \
+	tests/unit/check_window \
+	tests/unit/check_state
+tests_unit_check_vote_CFLAGS = $(CHECK_TEST_CFLAGS)
+tests_unit_check_vote_LDADD = $(CHECK_TEST_LIBS)
+tests_unit_check_window_CFLAGS = $(CHECK_TEST_CFLAGS)
+tests_unit_check_window_LDADD = $(CHECK_TEST_LIBS)
+tests_unit_check_state_CFLAGS = $(CHECK_TEST_CFLAGS)
+tests_unit_check_state_LDADD = $(CHECK_TEST_LIBS)
+endif
+
+dist_noinst_SCRIPTS += tests/agent/test-daemon.sh

@@ -78,17 +78,10 @@ int main(int argc, char **argv)
 
 	log_setup("rerouterd", verbose || mode != 0, verbose);
 
-	struct cfg_errors errs = { 0 };
 	struct cfg *cfg = NULL;
-	int r = cfg_load(path, &cfg, &errs);
-	for (size_t i = 0; i < errs.n; i++)
-		fprintf(stderr, "%s\n", errs.v[i]);
-	cfg_errors_clear(&errs);
-	if (r < 0) {
-		if (r != -EINVAL)
-			fprintf(stderr, "%s: cannot read: %s\n", path, strerror(-r));
+	int r = cfg_load_print(path, &cfg);
+	if (r < 0)
 		return 2;
-	}
 
 	switch (mode) {
 	case OPT_CHECK: {

@@ -135,6 +135,9 @@ struct cfg_errors {
 int cfg_load(const char *path, struct cfg **ret, struct cfg_errors *errs);
 /* The same for text held in memory; name stands for the file in messages. */
 int cfg_load_string(const char *name, const char *text, struct cfg **ret, struct cfg_errors *errs);
+/* cfg_load() for the programs: print every error to stderr. Returns 0 with
+ * *ret set, or -EINVAL/-errno after printing why. */
+int cfg_load_print(const char *path, struct cfg **ret);
 void cfg_free(struct cfg *c);
 void cfg_errors_clear(struct cfg_errors *errs);
 

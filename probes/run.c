@@ -1,32 +1,283 @@
-/* STUB: replaced by the probes (issue 3). */
+/* A run: every check of the configuration starts at once, each under a hard
+ * deadline on CLOCK_MONOTONIC; outcomes are collected into one array and the
+ * caller's callback runs once, from a defer source, when the last check has
+ * one (never from inside a check's own callback, so a check may finish from
+ * anywhere, even from curl's callbacks, and the run may be freed right after). */
 #include "config.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
+#include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
 
-#include "probes/probe.h"
+#include "agent/log.h"
+#include "probes/check.h"
+
+/* Ping: the worker keeps to count * timeout by itself; the loop's cap allows
+ * it this much more to hand its answer over before the loop gives up on it. */
+#define PING_GRACE_USEC (50 * USEC_PER_MSEC)
+
+struct probe_run {
+	sd_event *event;
+	const struct cfg *cfg;
+	probe_done_fn done;
+	void *userdata;
+	struct probe_result *results;
+	struct probe_check *checks;
+	size_t n, pending;
+	struct curl_loop *curl;
+	sd_event_source *report;
+};
+
+static const char *const outcome_names[_PROBE_OUTCOME_MAX] = {
+	[PROBE_PASSED] = "passed",
+	[PROBE_TIMEOUT] = "timeout",
+	[PROBE_REFUSED] = "refused",
+	[PROBE_UNREACHABLE] = "unreachable",
+	[PROBE_DNS_FAILURE] = "dns failure",
+	[PROBE_DNS_TIMEOUT] = "dns timeout",
+	[PROBE_BAD_STATUS] = "bad status",
+	[PROBE_PROTOCOL_ERROR] = "protocol error",
+	[PROBE_TLS_ERROR] = "tls error",
+	[PROBE_ERROR] = "error",
+};
+
+const char *probe_outcome_str(enum probe_outcome o)
+{
+	if ((unsigned)o >= _PROBE_OUTCOME_MAX)
+		return "unknown";
+	return outcome_names[o];
+}
+
+uint64_t probe_now_usec(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * USEC_PER_SEC + (uint64_t)ts.tv_nsec / 1000;
+}
+
+uint64_t probe_elapsed_ms(const struct probe_check *c)
+{
+	return (probe_now_usec() - c->start_usec) / USEC_PER_MSEC;
+}
+
+enum probe_outcome probe_errno_outcome(int err)
+{
+	switch (err) {
+	case ECONNREFUSED:
+	case ECONNRESET:
+		return PROBE_REFUSED;
+	case ENETUNREACH:
+	case EHOSTUNREACH:
+	case ENETDOWN:
+	case EHOSTDOWN:
+	case EADDRNOTAVAIL:
+		return PROBE_UNREACHABLE;
+	case ETIMEDOUT:
+		return PROBE_TIMEOUT;
+	default:
+		return PROBE_ERROR;
+	}
+}
+
+int probe_source_addr(const char *source, struct sockaddr_storage *ss, socklen_t *len)
+{
+	struct sockaddr_in *sin = (struct sockaddr_in *)ss;
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
+
+	memset(ss, 0, sizeof *ss);
+	if (inet_pton(AF_INET, source, &sin->sin_addr) == 1) {
+		sin->sin_family = AF_INET;
+		*len = sizeof *sin;
+		return 0;
+	}
+	if (inet_pton(AF_INET6, source, &sin6->sin6_addr) == 1) {
+		sin6->sin6_family = AF_INET6;
+		*len = sizeof *sin6;
+		return 0;
+	}
+	return -EINVAL;
+}
+
+static void run_free(struct probe_run *run)
+{
+	for (size_t i = 0; i < run->n; i++) {
+		struct probe_check *c = &run->checks[i];
+
+		sd_event_source_disable_unref(c->deadline);
+		if (!c->finished && c->ops)
+			c->ops->stop(c);
+	}
+	/* After the checks: their stop() hands their curl handles back first. */
+	curl_loop_free(run->curl);
+	sd_event_source_disable_unref(run->report);
+	sd_event_unref(run->event);
+	free(run->checks);
+	free(run->results);
+	free(run);
+}
+
+static int on_report(sd_event_source *s, void *userdata)
+{
+	struct probe_run *run = userdata;
+
+	run->done(run, run->results, run->n, run->userdata);
+	run_free(run);
+	return 0;
+}
+
+void probe_finish(struct probe_check *c, enum probe_outcome o, const char *fmt, ...)
+{
+	struct probe_run *run = c->run;
+	va_list ap;
+
+	if (c->finished)
+		return;
+	c->finished = true;
+	c->result->outcome = o;
+	c->result->elapsed_ms = probe_elapsed_ms(c);
+	va_start(ap, fmt);
+	vsnprintf(c->result->reason, sizeof c->result->reason, fmt, ap);
+	va_end(ap);
+	c->deadline = sd_event_source_disable_unref(c->deadline);
+	c->ops->stop(c);
+	c->impl = NULL;
+	if (--run->pending == 0)
+		sd_event_source_set_enabled(run->report, SD_EVENT_ONESHOT);
+}
+
+int probe_curl_loop(struct probe_check *c, struct curl_loop **ret)
+{
+	struct probe_run *run = c->run;
+
+	if (!run->curl) {
+		int r = curl_loop_new(run->event, &run->curl);
+		if (r < 0)
+			return r;
+	}
+	*ret = run->curl;
+	return 0;
+}
+
+static int on_deadline(sd_event_source *s, uint64_t usec, void *userdata)
+{
+	struct probe_check *c = userdata;
+
+	if (c->ops->expire)
+		c->ops->expire(c);
+	/* Whatever the check did, it is over now. */
+	probe_finish(c, PROBE_TIMEOUT, "no answer in %llu ms",
+		     (unsigned long long)(c->budget_usec / USEC_PER_MSEC));
+	return 0;
+}
+
+static const struct probe_ops *ops_for(enum cfg_check_type t)
+{
+	switch (t) {
+	case CHECK_PING: return &probe_icmp_ops;
+	case CHECK_HTTP: return &probe_http_ops;
+	case CHECK_TCP: return &probe_tcp_ops;
+	case CHECK_SMTP: return &probe_smtp_ops;
+	}
+	return NULL;
+}
+
+static void check_start(struct probe_run *run, size_t i, uint64_t now)
+{
+	struct probe_check *c = &run->checks[i];
+	const struct cfg_check *cc = &run->cfg->checks[i];
+	uint64_t cap;
+	int r;
+
+	c->run = run;
+	c->cfg = cc;
+	c->result = &run->results[i];
+	c->result->check = cc;
+	c->event = run->event;
+	c->start_usec = now;
+	c->ops = ops_for(cc->type);
+	if (!c->ops) {
+		c->finished = true;
+		c->result->outcome = PROBE_ERROR;
+		snprintf(c->result->reason, sizeof c->result->reason, "unknown check type");
+		run->pending--;
+		return;
+	}
+	if (cc->type == CHECK_PING) {
+		unsigned count = cc->ping_count ? cc->ping_count : 1;
+		c->budget_usec = cc->timeout_usec * count;
+		cap = now + c->budget_usec + PING_GRACE_USEC;
+	} else {
+		c->budget_usec = cc->timeout_usec;
+		cap = now + c->budget_usec;
+	}
+	/* Accuracy 1 ms: the default 250 ms slack would blur the deadline. */
+	r = sd_event_add_time(run->event, &c->deadline, CLOCK_MONOTONIC, cap, USEC_PER_MSEC,
+			      on_deadline, c);
+	if (r < 0) {
+		probe_finish(c, PROBE_ERROR, "cannot arm the deadline: %s", strerror(-r));
+		return;
+	}
+	sd_event_source_set_description(c->deadline, "probe-deadline");
+	r = c->ops->start(c);
+	if (r < 0 && !c->finished)
+		probe_finish(c, r == -EMFILE || r == -ENFILE || r == -EAGAIN || r == -ENOMEM
+					? PROBE_ERROR : probe_errno_outcome(-r),
+			     "cannot start: %s", strerror(-r));
+}
 
 int probe_run_start(sd_event *e, const struct cfg *cfg, probe_done_fn done, void *userdata,
 		    struct probe_run **ret)
 {
-	(void)e, (void)cfg, (void)done, (void)userdata, (void)ret;
-	return -ENOSYS;
+	struct probe_run *run;
+	uint64_t now;
+	int r;
+
+	if (!e || !cfg || !done)
+		return -EINVAL;
+	run = calloc(1, sizeof *run);
+	if (!run)
+		return -ENOMEM;
+	run->event = sd_event_ref(e);
+	run->cfg = cfg;
+	run->done = done;
+	run->userdata = userdata;
+	run->n = cfg->n_checks;
+	run->results = calloc(run->n ? run->n : 1, sizeof *run->results);
+	run->checks = calloc(run->n ? run->n : 1, sizeof *run->checks);
+	if (!run->results || !run->checks) {
+		r = -ENOMEM;
+		goto fail;
+	}
+	r = sd_event_add_defer(e, &run->report, on_report, run);
+	if (r < 0)
+		goto fail;
+	sd_event_source_set_description(run->report, "probe-report");
+	sd_event_source_set_enabled(run->report, SD_EVENT_OFF);
+
+	/* One clock reading: the checks start together and share it. */
+	now = probe_now_usec();
+	/* +1 so that no check can trigger the report while others are being started. */
+	run->pending = run->n + 1;
+	for (size_t i = 0; i < run->n; i++)
+		check_start(run, i, now);
+	if (--run->pending == 0)
+		sd_event_source_set_enabled(run->report, SD_EVENT_ONESHOT);
+	if (ret)
+		*ret = run;
+	return 0;
+fail:
+	run_free(run);
+	return r;
 }
 
 void probe_run_cancel(struct probe_run *run)
 {
-	(void)run;
-}
-
-const char *probe_outcome_str(enum probe_outcome o)
-{
-	(void)o;
-	return "error";
-}
-
-int probe_once_main(const struct cfg *cfg)
-{
-	(void)cfg;
-	fprintf(stderr, "rerouterd: --once is not implemented yet\n");
-	return 2;
+	if (run)
+		run_free(run);
 }

@@ -1,2 +1,13 @@
-# tests/: the scripts that drive the suite; unit tests are listed by area.
+# tests/: the suite runner and what it shares; unit tests are listed by area.
 dist_noinst_SCRIPTS += tests/run
+EXTRA_DIST += tests/lib/bootstrap.sh tests/deps/base.txt
+# tests/lib: shell helpers sourced by the integration tests and the lab.
+dist_noinst_DATA += \
+	tests/lib/common.sh \
+	tests/lib/wan.sh \
+	tests/lib/sink.sh \
+	tests/lib/systemd.sh \
+	tests/lib/postfix.sh
+# tests/lab: the lab site, its demo (README command 1) and the end-to-end test.
+dist_noinst_SCRIPTS += tests/lab/demo tests/lab/test-e2e.sh
+dist_noinst_DATA += tests/lab/lab.sh

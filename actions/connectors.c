@@ -1,0 +1,433 @@
+/* The transport configuration database: schema, toggles in one transaction,
+ * and the rerouterctl commands that read or change it. */
+#include "config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "actions/actions.h"
+#include "actions/connectors.h"
+#include "agent/log.h"
+
+/* rerouterctl is not on the event loop: it may wait longer for a writer. */
+#define CTL_BUSY_TIMEOUT_MSEC 5000
+
+static int sqlite_errno(int rc)
+{
+	switch (rc & 0xff) {
+	case SQLITE_OK: return 0;
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED: return -EBUSY;
+	case SQLITE_NOMEM: return -ENOMEM;
+	case SQLITE_CANTOPEN: return -ENOENT;
+	case SQLITE_READONLY:
+	case SQLITE_PERM:
+	case SQLITE_AUTH: return -EACCES;
+	case SQLITE_FULL: return -ENOSPC;
+	case SQLITE_CONSTRAINT: return -EINVAL;
+	default: return -EIO;
+	}
+}
+
+void conn_iso_time(uint64_t realtime_usec, char buf[static 32])
+{
+	time_t t = (time_t)(realtime_usec / 1000000);
+	struct tm tm;
+
+	if (!gmtime_r(&t, &tm) || strftime(buf, 32, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+		snprintf(buf, 32, "1970-01-01T00:00:00Z");
+}
+
+static uint64_t now_realtime_usec(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+int conn_open(const char *path, int flags, int busy_timeout_msec, sqlite3 **ret)
+{
+	sqlite3 *db = NULL;
+	int oflags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX;
+	int rc, r;
+
+	if (flags & CONN_OPEN_CREATE)
+		oflags |= SQLITE_OPEN_CREATE;
+	rc = sqlite3_open_v2(path, &db, oflags, NULL);
+	if (rc != SQLITE_OK) {
+		r = sqlite_errno(rc);
+		goto fail;
+	}
+	sqlite3_extended_result_codes(db, 1);
+	sqlite3_busy_timeout(db, busy_timeout_msec);
+	*ret = db;
+	return 0;
+fail:
+	sqlite3_close(db);
+	*ret = NULL;
+	return r;
+}
+
+int conn_init(sqlite3 *db)
+{
+	return sqlite_errno(sqlite3_exec(db, CONN_SCHEMA_SQL, NULL, NULL, NULL));
+}
+
+static void rollback(sqlite3 *db)
+{
+	if (!sqlite3_get_autocommit(db))
+		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+}
+
+/* One attempt. The missing and changed arrays get flags per index, reported by the caller
+ * only after a successful commit. */
+static int apply_once(sqlite3 *db, const struct conn_set *v, size_t n, const char *by,
+		      unsigned char *missing, unsigned char *changed)
+{
+	sqlite3_stmt *exists = NULL, *upd = NULL;
+	char now[32];
+	int count = 0, rc, r;
+
+	conn_iso_time(now_realtime_usec(), now);
+	memset(missing, 0, n);
+	memset(changed, 0, n);
+
+	/* IMMEDIATE: take the write lock first, so a busy database fails here,
+	 * before anything is changed, and not halfway. */
+	rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+	if (rc != SQLITE_OK) {
+		r = sqlite_errno(rc);
+		goto out;
+	}
+	rc = sqlite3_prepare_v2(db, "SELECT 1 FROM send_connectors WHERE name = ?1", -1, &exists,
+				NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_prepare_v2(db,
+					"UPDATE send_connectors SET enabled = ?2, changed_at = ?3, "
+					"changed_by = ?4 WHERE name = ?1 AND enabled IS NOT ?2",
+					-1, &upd, NULL);
+	if (rc != SQLITE_OK) {
+		r = sqlite_errno(rc);
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		sqlite3_reset(exists);
+		sqlite3_bind_text(exists, 1, v[i].name, -1, SQLITE_STATIC);
+		rc = sqlite3_step(exists);
+		if (rc == SQLITE_DONE) {
+			missing[i] = 1;
+			continue;
+		}
+		if (rc != SQLITE_ROW) {
+			r = sqlite_errno(rc);
+			goto out;
+		}
+		sqlite3_reset(upd);
+		sqlite3_bind_text(upd, 1, v[i].name, -1, SQLITE_STATIC);
+		sqlite3_bind_int(upd, 2, v[i].enabled ? 1 : 0);
+		sqlite3_bind_text(upd, 3, now, -1, SQLITE_STATIC);
+		sqlite3_bind_text(upd, 4, by, -1, SQLITE_STATIC);
+		rc = sqlite3_step(upd);
+		if (rc != SQLITE_DONE) {
+			r = sqlite_errno(rc);
+			goto out;
+		}
+		if (sqlite3_changes(db) > 0) {
+			changed[i] = 1;
+			count++;
+		}
+	}
+	rc = sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+	if (rc != SQLITE_OK) {
+		r = sqlite_errno(rc);
+		goto out;
+	}
+	r = count;
+out:
+	sqlite3_finalize(exists);
+	sqlite3_finalize(upd);
+	if (r < 0)
+		rollback(db);
+	return r;
+}
+
+int conn_apply(sqlite3 *db, const struct conn_set *v, size_t n, const char *by, unsigned tries,
+	       const struct conn_report *rep)
+{
+	unsigned char *missing = calloc(n ? n : 1, 1), *changed = calloc(n ? n : 1, 1);
+	int r = -ENOMEM;
+
+	if (!missing || !changed)
+		goto out;
+	if (tries == 0)
+		tries = 1;
+	for (unsigned t = 0; t < tries; t++) {
+		/* Each try already waited busy_timeout inside SQLite. */
+		r = apply_once(db, v, n, by, missing, changed);
+		if (r != -EBUSY)
+			break;
+	}
+	if (r < 0 || !rep)
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		if (missing[i] && rep->missing)
+			rep->missing(v[i].name, rep->ud);
+		if (changed[i] && rep->changed)
+			rep->changed(v[i].name, v[i].enabled, rep->ud);
+	}
+out:
+	free(missing);
+	free(changed);
+	return r;
+}
+
+int conn_set_from_toggle(const struct cfg_toggle *t, struct conn_set **ret, size_t *ret_n)
+{
+	size_t n = t->enable.n + t->disable.n, k = 0;
+	struct conn_set *v = calloc(n ? n : 1, sizeof *v);
+
+	if (!v)
+		return -ENOMEM;
+	for (size_t i = 0; i < t->enable.n; i++)
+		v[k++] = (struct conn_set){ t->enable.v[i], 1 };
+	for (size_t i = 0; i < t->disable.n; i++)
+		v[k++] = (struct conn_set){ t->disable.v[i], 0 };
+	*ret = v;
+	*ret_n = n;
+	return 0;
+}
+
+int conn_changed_since(sqlite3 *db, const struct conn_set *v, size_t n, const char *by,
+		       const char *since)
+{
+	sqlite3_stmt *st = NULL;
+	int rc, r = 0;
+
+	rc = sqlite3_prepare_v2(db,
+				"SELECT 1 FROM send_connectors WHERE name = ?1 AND enabled = ?2 "
+				"AND changed_by = ?3 AND changed_at >= ?4",
+				-1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return sqlite_errno(rc);
+	for (size_t i = 0; i < n && r == 0; i++) {
+		sqlite3_reset(st);
+		sqlite3_bind_text(st, 1, v[i].name, -1, SQLITE_STATIC);
+		sqlite3_bind_int(st, 2, v[i].enabled ? 1 : 0);
+		sqlite3_bind_text(st, 3, by, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 4, since, -1, SQLITE_STATIC);
+		rc = sqlite3_step(st);
+		if (rc == SQLITE_ROW)
+			r = 1;
+		else if (rc != SQLITE_DONE)
+			r = sqlite_errno(rc);
+	}
+	sqlite3_finalize(st);
+	return r;
+}
+
+static int check_list(sqlite3_stmt *st, const struct cfg_list *l,
+		      void (*report)(const char *name, void *ud), void *ud)
+{
+	int count = 0;
+
+	for (size_t i = 0; i < l->n; i++) {
+		sqlite3_reset(st);
+		sqlite3_bind_text(st, 1, l->v[i], -1, SQLITE_STATIC);
+		int rc = sqlite3_step(st);
+		if (rc == SQLITE_DONE) {
+			if (report)
+				report(l->v[i], ud);
+			count++;
+		} else if (rc != SQLITE_ROW)
+			return sqlite_errno(rc);
+	}
+	return count;
+}
+
+int conn_check_missing(sqlite3 *db, const struct cfg *cfg, void (*report)(const char *name, void *ud),
+		       void *ud)
+{
+	const struct cfg_list *lists[] = { &cfg->on_down.enable, &cfg->on_down.disable,
+					   &cfg->on_up.enable, &cfg->on_up.disable };
+	sqlite3_stmt *st = NULL;
+	int rc, r, total = 0;
+
+	rc = sqlite3_prepare_v2(db, "SELECT 1 FROM send_connectors WHERE name = ?1", -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return sqlite_errno(rc);
+	for (size_t i = 0; i < sizeof lists / sizeof lists[0]; i++) {
+		/* A name listed twice (enable in one section, disable in the
+		 * other) is reported once. */
+		struct cfg_list only = { NULL, 0 };
+		char *buf[1];
+		for (size_t j = 0; j < lists[i]->n; j++) {
+			bool seen = false;
+			for (size_t k = 0; k < i && !seen; k++)
+				for (size_t m = 0; m < lists[k]->n && !seen; m++)
+					seen = !strcmp(lists[k]->v[m], lists[i]->v[j]);
+			for (size_t m = 0; m < j && !seen; m++)
+				seen = !strcmp(lists[i]->v[m], lists[i]->v[j]);
+			if (seen)
+				continue;
+			buf[0] = lists[i]->v[j];
+			only.v = buf;
+			only.n = 1;
+			r = check_list(st, &only, report, ud);
+			if (r < 0)
+				goto out;
+			total += r;
+		}
+	}
+	r = total;
+out:
+	sqlite3_finalize(st);
+	return r;
+}
+
+int actions_check_connectors(const struct cfg *cfg, void (*report)(const char *name, void *ud),
+			     void *ud)
+{
+	sqlite3 *db = NULL;
+	int r;
+
+	r = conn_open(cfg->transport.database, 0, 1000, &db);
+	if (r < 0)
+		return r;
+	r = conn_check_missing(db, cfg, report, ud);
+	sqlite3_close(db);
+	return r;
+}
+
+/* rerouterctl */
+
+int actions_ctl_init(const struct cfg *cfg)
+{
+	sqlite3 *db = NULL;
+	int r;
+
+	r = conn_open(cfg->transport.database, CONN_OPEN_CREATE, CTL_BUSY_TIMEOUT_MSEC, &db);
+	if (r == 0)
+		r = conn_init(db);
+	sqlite3_close(db);
+	if (r < 0) {
+		fprintf(stderr, "rerouterctl: %s: cannot create the transport database: %s\n",
+			cfg->transport.database, strerror(-r));
+		return 1;
+	}
+	printf("%s: transport database ready\n", cfg->transport.database);
+	return 0;
+}
+
+static int open_ctl(const struct cfg *cfg, sqlite3 **db)
+{
+	int r = conn_open(cfg->transport.database, 0, CTL_BUSY_TIMEOUT_MSEC, db);
+
+	if (r < 0)
+		fprintf(stderr, "rerouterctl: %s: %s%s\n", cfg->transport.database, strerror(-r),
+			r == -ENOENT ? " (run 'rerouterctl init')" : "");
+	return r;
+}
+
+static const char *col(sqlite3_stmt *st, int i)
+{
+	const unsigned char *s = sqlite3_column_text(st, i);
+	return s ? (const char *)s : "-";
+}
+
+int actions_ctl_connectors(const struct cfg *cfg)
+{
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	int rc, ret = 1;
+
+	if (open_ctl(cfg, &db) < 0)
+		return 1;
+	rc = sqlite3_prepare_v2(db,
+				"SELECT name, address_space, smart_host, cost, enabled, changed_at, "
+				"changed_by FROM send_connectors ORDER BY address_space, cost, name",
+				-1, &st, NULL);
+	if (rc != SQLITE_OK)
+		goto fail;
+	printf("%-24s %-20s %-28s %5s %-8s %s\n", "CONNECTOR", "ADDRESS SPACE", "SMART HOST",
+	       "COST", "ENABLED", "CHANGED");
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		printf("%-24s %-20s %-28s %5d %-8s %s %s\n", col(st, 0), col(st, 1), col(st, 2),
+		       sqlite3_column_int(st, 3), sqlite3_column_int(st, 4) ? "yes" : "no",
+		       col(st, 5), sqlite3_column_type(st, 6) == SQLITE_NULL ? "" : col(st, 6));
+	if (rc != SQLITE_DONE)
+		goto fail;
+	sqlite3_finalize(st);
+	st = NULL;
+
+	rc = sqlite3_prepare_v2(db, "SELECT address_space, nexthop FROM transport_routes "
+				    "ORDER BY address_space", -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		goto fail;
+	printf("\n%-20s %s\n", "ADDRESS SPACE", "ROUTE");
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		printf("%-20s %s\n", col(st, 0), col(st, 1));
+	if (rc != SQLITE_DONE)
+		goto fail;
+	ret = 0;
+	goto out;
+fail:
+	fprintf(stderr, "rerouterctl: %s: %s\n", cfg->transport.database, sqlite3_errmsg(db));
+out:
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return ret;
+}
+
+struct ctl_toggle {
+	bool missing;
+};
+
+static void ctl_missing(const char *name, void *ud)
+{
+	(void)name;
+	((struct ctl_toggle *)ud)->missing = true;
+}
+
+static void ctl_changed(const char *name, int enabled, void *ud)
+{
+	const struct log_field f[] = {
+		{ "REROUTER_CONNECTOR", name },
+		{ "REROUTER_ACTION", enabled ? "enable" : "disable" },
+	};
+	(void)ud;
+	log_fields(LOG_NOTICE, f, "connector %s %s by hand", name, enabled ? "enabled" : "disabled");
+}
+
+int actions_ctl_toggle(const struct cfg *cfg, const char *name, int enabled)
+{
+	struct ctl_toggle t = { false };
+	struct conn_report rep = { ctl_missing, ctl_changed, &t };
+	struct conn_set one = { name, enabled ? 1 : 0 };
+	sqlite3 *db = NULL;
+	int r;
+
+	if (open_ctl(cfg, &db) < 0)
+		return 1;
+	r = conn_apply(db, &one, 1, "rerouterctl", CONN_TRIES, &rep);
+	sqlite3_close(db);
+	if (r < 0) {
+		fprintf(stderr, "rerouterctl: %s: cannot change connector %s: %s\n",
+			cfg->transport.database, name, strerror(-r));
+		return 1;
+	}
+	if (t.missing) {
+		fprintf(stderr, "rerouterctl: no connector named '%s' in %s\n", name,
+			cfg->transport.database);
+		return 1;
+	}
+	if (r == 0)
+		printf("connector %s was already %s\n", name, enabled ? "enabled" : "disabled");
+	else
+		printf("connector %s %s; restart or reload %s for open connections to follow\n",
+		       name, enabled ? "enabled" : "disabled", cfg->transport.unit);
+	return 0;
+}

@@ -1,0 +1,79 @@
+/* The transport configuration database (SPEC section 5): send connectors and
+ * the transport_routes view that Postfix reads through a sqlite: map. */
+#pragma once
+
+#include <sqlite3.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config/config.h"
+
+/* One row per address space: the enabled connector of lowest cost, ties
+ * broken by name. Every statement is IF NOT EXISTS, so init is idempotent. */
+#define CONN_SCHEMA_SQL                                                               \
+	"CREATE TABLE IF NOT EXISTS send_connectors (\n"                              \
+	"  name          TEXT PRIMARY KEY,\n"                                         \
+	"  address_space TEXT NOT NULL DEFAULT '*',\n"                                \
+	"  smart_host    TEXT NOT NULL,\n"                                            \
+	"  cost          INTEGER NOT NULL DEFAULT 1,\n"                               \
+	"  enabled       INTEGER NOT NULL DEFAULT 1 CHECK (enabled IN (0, 1)),\n"     \
+	"  changed_at    TEXT,\n"                                                     \
+	"  changed_by    TEXT\n"                                                      \
+	");\n"                                                                        \
+	"CREATE VIEW IF NOT EXISTS transport_routes (address_space, nexthop) AS\n"    \
+	"  SELECT c.address_space, 'smtp:' || c.smart_host\n"                         \
+	"  FROM send_connectors AS c\n"                                               \
+	"  WHERE c.enabled = 1 AND NOT EXISTS (\n"                                    \
+	"    SELECT 1 FROM send_connectors AS o\n"                                    \
+	"    WHERE o.enabled = 1 AND o.address_space = c.address_space\n"             \
+	"      AND (o.cost < c.cost OR (o.cost = c.cost AND o.name < c.name)));\n"
+
+enum { CONN_OPEN_CREATE = 1 };
+
+/* How many times conn_apply() tries BEGIN IMMEDIATE/COMMIT against another
+ * writer, each try waiting up to the connection's busy_timeout. */
+#define CONN_TRIES 3
+
+/* Opens the database (creating the file only with CONN_OPEN_CREATE) with a
+ * busy_timeout. Returns 0 or a negative errno (-ENOENT: no such database). */
+int conn_open(const char *path, int flags, int busy_timeout_msec, sqlite3 **ret);
+/* Creates the table and the view if missing. */
+int conn_init(sqlite3 *db);
+
+struct conn_set {
+	const char *name;
+	int enabled; /* 0 or 1 */
+};
+
+struct conn_report {
+	void (*missing)(const char *name, void *ud);             /* not in the table */
+	void (*changed)(const char *name, int enabled, void *ud); /* after the commit */
+	void *ud;
+};
+
+/* Sets `enabled` of every listed connector in ONE transaction, stamping
+ * changed_at (UTC, ISO 8601) and changed_by on the rows that really change.
+ * Returns how many rows really changed (0: the database already had these
+ * values), -EBUSY when another writer held the database through `tries`
+ * attempts, another negative errno on error; on any error nothing changed.
+ * Names missing from the table are reported and otherwise left out. */
+int conn_apply(sqlite3 *db, const struct conn_set *v, size_t n, const char *by, unsigned tries,
+	       const struct conn_report *rep);
+
+/* The [on_down] or [on_up] lists as one vector (enable first). *ret is
+ * allocated (free() it), its names point into cfg. */
+int conn_set_from_toggle(const struct cfg_toggle *t, struct conn_set **ret, size_t *ret_n);
+
+/* 1 when one of the listed connectors already has its wanted value and was
+ * stamped by `by` at or after `since` (an ISO 8601 string of conn_iso_time):
+ * an earlier attempt interrupted by a crash changed it. */
+int conn_changed_since(sqlite3 *db, const struct conn_set *v, size_t n, const char *by,
+		       const char *since);
+
+/* Reports connectors named in [on_down]/[on_up] but missing from the table;
+ * returns how many, or a negative errno. */
+int conn_check_missing(sqlite3 *db, const struct cfg *cfg, void (*report)(const char *name, void *ud),
+		       void *ud);
+
+/* "YYYY-MM-DDTHH:MM:SSZ" for a CLOCK_REALTIME time in microseconds. */
+void conn_iso_time(uint64_t realtime_usec, char buf[static 32]);

@@ -1,0 +1,352 @@
+/* fork/exec without a shell, watched from the event loop (relayd's
+ * check_script.c, without its blocking waitpid). */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "actions/exec.h"
+
+extern char **environ;
+
+#define DEFAULT_KILL_AFTER_USEC (5 * USEC_PER_SEC_)
+#define USEC_PER_SEC_ 1000000ULL
+#define LINE_MAX_ 1024
+
+struct exec {
+	sd_event *event;
+	sd_event_source *child_src, *out_src, *timer_src, *done_src;
+	struct exec_outcome outcome;
+	pid_t pid;
+	int out_fd, err_fd;           /* output pipe; exec error pipe (CLOEXEC) */
+	bool exited, timed_out, killed;
+	uint64_t kill_after_usec;
+	char *label;
+	struct log_field *fields;
+	size_t n_fields;
+	char line[LINE_MAX_];
+	size_t line_len;
+	exec_done_fn done;
+	void *ud;
+};
+
+pid_t exec_pid(const struct exec *x)
+{
+	return x->pid;
+}
+
+void exec_outcome_str(const struct exec_outcome *o, char *buf, size_t size)
+{
+	switch (o->result) {
+	case EXEC_EXITED: snprintf(buf, size, "exit status %d", o->code); break;
+	case EXEC_SIGNALED: snprintf(buf, size, "killed by signal %s", sigabbrev_np(o->code) ? sigabbrev_np(o->code) : "?"); break;
+	case EXEC_TIMEOUT: snprintf(buf, size, "killed at the timeout (SIG%s)", sigabbrev_np(o->code) ? sigabbrev_np(o->code) : "?"); break;
+	case EXEC_NOEXEC: snprintf(buf, size, "cannot execute: %s", strerror(o->code)); break;
+	}
+}
+
+static void emit_line(struct exec *x)
+{
+	x->line[x->line_len] = '\0';
+	log_full(LOG_INFO, 0, x->fields, x->n_fields, "%s[%d]: %s", x->label, (int)x->pid, x->line);
+	x->line_len = 0;
+}
+
+/* Reads what is there now (the fd is non-blocking); returns 1 at EOF. */
+static int drain(struct exec *x)
+{
+	char buf[4096];
+
+	for (;;) {
+		ssize_t n = read(x->out_fd, buf, sizeof buf);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return errno == EAGAIN ? 0 : 1;
+		}
+		if (n == 0) {
+			if (x->line_len > 0)
+				emit_line(x);
+			return 1;
+		}
+		for (ssize_t i = 0; i < n; i++) {
+			if (buf[i] == '\n') {
+				emit_line(x);
+				continue;
+			}
+			x->line[x->line_len++] = buf[i];
+			if (x->line_len == sizeof x->line - 1)
+				emit_line(x);
+		}
+	}
+}
+
+static void close_output(struct exec *x)
+{
+	x->out_src = sd_event_source_disable_unref(x->out_src);
+	if (x->out_fd >= 0)
+		close(x->out_fd);
+	x->out_fd = -1;
+}
+
+static int on_output(sd_event_source *s, int fd, uint32_t revents, void *ud)
+{
+	struct exec *x = ud;
+
+	(void)s, (void)fd, (void)revents;
+	if (drain(x))
+		close_output(x);
+	return 0;
+}
+
+static void send_signal(struct exec *x, int sig)
+{
+	if (x->exited)
+		return;
+	/* The whole process group: a hook's own children die with it. */
+	if (kill(-x->pid, sig) < 0)
+		kill(x->pid, sig);
+}
+
+static int on_timer(sd_event_source *s, uint64_t usec, void *ud)
+{
+	struct exec *x = ud;
+
+	(void)usec;
+	if (!x->timed_out) {
+		x->timed_out = true;
+		log_full(LOG_WARNING, 0, x->fields, x->n_fields,
+			 "%s[%d]: timeout, sending SIGTERM", x->label, (int)x->pid);
+		send_signal(x, SIGTERM);
+		sd_event_source_set_time_relative(s, x->kill_after_usec);
+		sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+	} else if (!x->killed) {
+		x->killed = true;
+		log_full(LOG_WARNING, 0, x->fields, x->n_fields,
+			 "%s[%d]: still running, sending SIGKILL", x->label, (int)x->pid);
+		send_signal(x, SIGKILL);
+	}
+	return 0;
+}
+
+static int on_done(sd_event_source *s, void *ud)
+{
+	struct exec *x = ud;
+
+	(void)s;
+	x->done(x, &x->outcome, x->ud);
+	return 0;
+}
+
+static int on_child(sd_event_source *s, const siginfo_t *si, void *ud)
+{
+	struct exec *x = ud;
+	struct exec_outcome o;
+	int err = 0;
+
+	(void)s;
+	x->exited = true;
+	x->timer_src = sd_event_source_disable_unref(x->timer_src);
+	/* The error pipe holds an errno only when execve() failed. */
+	if (read(x->err_fd, &err, sizeof err) == (ssize_t)sizeof err && err > 0) {
+		o = (struct exec_outcome){ EXEC_NOEXEC, err };
+	} else if (si->si_code == CLD_EXITED) {
+		o = (struct exec_outcome){ EXEC_EXITED, si->si_status };
+	} else {
+		o = (struct exec_outcome){ x->timed_out ? EXEC_TIMEOUT : EXEC_SIGNALED, si->si_status };
+	}
+	/* What the program wrote before it ended; a daemonized grandchild
+	 * keeping the pipe open does not hold us up. */
+	if (x->out_fd >= 0) {
+		drain(x);
+		close_output(x);
+	}
+	/* Report from a defer source: sd-event reaps the child after this
+	 * callback returns, and the owner may free everything in done(). */
+	x->outcome = o;
+	if (sd_event_add_defer(x->event, &x->done_src, on_done, x) < 0)
+		on_done(NULL, x);
+	return 0;
+}
+
+static char **build_env(char *const *add)
+{
+	size_t n_env = 0, n_add = 0, k = 0;
+	char **env;
+
+	while (environ && environ[n_env])
+		n_env++;
+	while (add && add[n_add])
+		n_add++;
+	env = calloc(n_env + n_add + 1, sizeof *env);
+	if (!env)
+		return NULL;
+	for (size_t i = 0; i < n_env; i++) {
+		const char *eq = strchr(environ[i], '=');
+		size_t klen = eq ? (size_t)(eq - environ[i]) + 1 : strlen(environ[i]);
+		bool replaced = false;
+		for (size_t j = 0; j < n_add && !replaced; j++)
+			replaced = !strncmp(add[j], environ[i], klen);
+		if (!replaced)
+			env[k++] = environ[i];
+	}
+	for (size_t j = 0; j < n_add; j++)
+		env[k++] = add[j];
+	env[k] = NULL;
+	return env;
+}
+
+/* Between fork and exec: async-signal-safe calls only. */
+static void __attribute__((noreturn)) child(const struct exec_params *p, char **env, int out_w,
+					     int err_w)
+{
+	sigset_t none;
+	int null_fd, e;
+
+	setpgid(0, 0);
+	/* sd-event blocked signals in the parent; the program must not inherit that. */
+	for (int sig = 1; sig < NSIG; sig++)
+		signal(sig, SIG_DFL);
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+
+	null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (null_fd < 0 || dup2(null_fd, STDIN_FILENO) < 0 || dup2(out_w, STDOUT_FILENO) < 0 ||
+	    dup2(out_w, STDERR_FILENO) < 0)
+		goto fail;
+	if (err_w <= STDERR_FILENO)
+		goto fail;
+	/* Everything else open in the daemon stays out of the program. */
+	for (int fd = STDERR_FILENO + 1; fd < 1024; fd++)
+		if (fd != err_w)
+			close(fd);
+	execve(p->argv[0], p->argv, env);
+fail:
+	e = errno;
+	if (write(err_w, &e, sizeof e) < 0)
+		_exit(127);
+	_exit(127);
+}
+
+int exec_start(sd_event *e, const struct exec_params *p, exec_done_fn done, void *ud,
+	       struct exec **ret)
+{
+	int out[2] = { -1, -1 }, errp[2] = { -1, -1 };
+	struct exec *x = NULL;
+	char **env = NULL;
+	sigset_t chld;
+	int r;
+
+	if (!p->argv || !p->argv[0] || !done)
+		return -EINVAL;
+	sigemptyset(&chld);
+	sigaddset(&chld, SIGCHLD);
+	sigprocmask(SIG_BLOCK, &chld, NULL);
+
+	x = calloc(1, sizeof *x);
+	if (!x)
+		return -ENOMEM;
+	x->out_fd = x->err_fd = -1;
+	x->pid = -1;
+	x->event = sd_event_ref(e);
+	x->done = done;
+	x->ud = ud;
+	x->kill_after_usec = p->kill_after_usec ? p->kill_after_usec : DEFAULT_KILL_AFTER_USEC;
+	x->label = strdup(p->label ? p->label : p->argv[0]);
+	x->fields = calloc(p->n_fields + 1, sizeof *x->fields);
+	if (!x->label || !x->fields) {
+		r = -ENOMEM;
+		goto fail;
+	}
+	/* The field strings must outlive the caller's array. */
+	for (size_t i = 0; i < p->n_fields; i++) {
+		x->fields[i].key = p->fields[i].key;
+		x->fields[i].value = p->fields[i].value ? strdup(p->fields[i].value) : NULL;
+	}
+	x->n_fields = p->n_fields;
+
+	env = build_env(p->env_add);
+	if (!env || pipe2(out, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0) {
+		r = env ? -errno : -ENOMEM;
+		goto fail;
+	}
+	x->pid = fork();
+	if (x->pid < 0) {
+		r = -errno;
+		goto fail;
+	}
+	if (x->pid == 0)
+		child(p, env, out[1], errp[1]);
+	setpgid(x->pid, x->pid); /* as in the child: no race with the first kill */
+	close(out[1]);
+	close(errp[1]);
+	out[1] = errp[1] = -1;
+	x->out_fd = out[0];
+	x->err_fd = errp[0];
+	fcntl(x->out_fd, F_SETFL, O_NONBLOCK);
+	fcntl(x->err_fd, F_SETFL, O_NONBLOCK);
+	free(env);
+	env = NULL;
+
+	r = sd_event_add_child(e, &x->child_src, x->pid, WEXITED, on_child, x);
+	if (r < 0)
+		goto fail_kill;
+	r = sd_event_add_io(e, &x->out_src, x->out_fd, EPOLLIN, on_output, x);
+	if (r < 0)
+		goto fail_kill;
+	if (p->timeout_usec > 0) {
+		r = sd_event_add_time_relative(e, &x->timer_src, CLOCK_MONOTONIC, p->timeout_usec, 0,
+					       on_timer, x);
+		if (r < 0)
+			goto fail_kill;
+	}
+	*ret = x;
+	return 0;
+
+fail_kill:
+	kill(x->pid, SIGKILL);
+	if (!x->child_src)
+		waitpid(x->pid, NULL, 0); /* it was just killed: returns at once */
+	x->exited = true;
+fail:
+	for (int i = 0; i < 2; i++) {
+		if (out[i] >= 0 && out[i] != x->out_fd)
+			close(out[i]);
+		if (errp[i] >= 0 && errp[i] != x->err_fd)
+			close(errp[i]);
+	}
+	free(env);
+	exec_free(x);
+	return r;
+}
+
+struct exec *exec_free(struct exec *x)
+{
+	if (!x)
+		return NULL;
+	if (!x->exited && x->pid > 0)
+		send_signal(x, SIGKILL);
+	/* With the child source gone sd-event no longer reaps it; it was killed,
+	 * so this wait is immediate. */
+	if (x->child_src && !x->exited)
+		waitpid(x->pid, NULL, 0);
+	sd_event_source_disable_unref(x->child_src);
+	sd_event_source_disable_unref(x->timer_src);
+	sd_event_source_disable_unref(x->done_src);
+	close_output(x);
+	if (x->err_fd >= 0)
+		close(x->err_fd);
+	for (size_t i = 0; i < x->n_fields; i++)
+		free((char *)x->fields[i].value);
+	free(x->fields);
+	free(x->label);
+	sd_event_unref(x->event);
+	free(x);
+	return NULL;
+}

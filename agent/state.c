@@ -1,0 +1,496 @@
+#include "config.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "agent/log.h"
+#include "agent/state.h"
+
+#define STATE_SCHEMA_SQL                                                        \
+	"CREATE TABLE IF NOT EXISTS agent_state (\n"                            \
+	"  id          INTEGER PRIMARY KEY CHECK (id = 1),\n"                   \
+	"  state       TEXT NOT NULL,               -- up | down\n"             \
+	"  since_usec  INTEGER NOT NULL             -- CLOCK_REALTIME\n"        \
+	");\n"                                                                  \
+	"CREATE TABLE IF NOT EXISTS runs (\n"                                   \
+	"  id          INTEGER PRIMARY KEY,\n"                                  \
+	"  at_usec     INTEGER NOT NULL,\n"                                     \
+	"  failed      INTEGER NOT NULL,\n"                                     \
+	"  link_failed INTEGER NOT NULL,\n"                                     \
+	"  n_link      INTEGER NOT NULL,\n"                                     \
+	"  in_window   INTEGER NOT NULL DEFAULT 1   -- counts for the next decision\n" \
+	");\n"                                                                  \
+	"CREATE TABLE IF NOT EXISTS run_checks (\n"                             \
+	"  run_id      INTEGER NOT NULL,\n"                                     \
+	"  seq         INTEGER NOT NULL,\n"                                     \
+	"  name        TEXT NOT NULL,\n"                                        \
+	"  type        TEXT NOT NULL,\n"                                        \
+	"  target      TEXT NOT NULL,\n"                                        \
+	"  role        TEXT NOT NULL,\n"                                        \
+	"  passed      INTEGER NOT NULL,\n"                                     \
+	"  outcome     TEXT NOT NULL,\n"                                        \
+	"  reason      TEXT NOT NULL,\n"                                        \
+	"  elapsed_ms  INTEGER NOT NULL,\n"                                     \
+	"  PRIMARY KEY (run_id, seq)\n"                                         \
+	");\n"
+
+static int sql_errno(int rc)
+{
+	switch (rc & 0xff) {
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED: return -EBUSY;
+	case SQLITE_NOMEM: return -ENOMEM;
+	case SQLITE_READONLY:
+	case SQLITE_PERM:
+	case SQLITE_AUTH: return -EACCES;
+	case SQLITE_CANTOPEN: return -ENOENT;
+	case SQLITE_FULL: return -ENOSPC;
+	default: return -EIO;
+	}
+}
+
+static int sql_err(sqlite3 *db, int rc, const char *what)
+{
+	log_errx("state database: %s: %s", what, db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+	return sql_errno(rc);
+}
+
+static int exec(sqlite3 *db, const char *sql)
+{
+	int rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
+	return rc == SQLITE_OK ? 0 : sql_err(db, rc, sql);
+}
+
+/* Prepare, bind int64 parameters (?1, ?2, ...), step to completion. */
+static int run_stmt(sqlite3 *db, const char *sql, int n, const int64_t *v)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+	int r = 0;
+
+	if (rc != SQLITE_OK) {
+		r = sql_err(db, rc, "prepare");
+		goto out;
+	}
+	for (int i = 0; i < n; i++)
+		sqlite3_bind_int64(st, i + 1, v[i]);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		;
+	if (rc != SQLITE_DONE)
+		r = sql_err(db, rc, "step");
+out:
+	sqlite3_finalize(st);
+	return r;
+}
+
+int state_open(const char *path, bool readonly, sqlite3 **ret)
+{
+	sqlite3 *db = NULL;
+	int flags = readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
+	int rc, r;
+
+	*ret = NULL;
+	rc = sqlite3_open_v2(path, &db, flags | SQLITE_OPEN_NOMUTEX, NULL);
+	if (rc != SQLITE_OK) {
+		/* The caller says which database and why: the errno is enough. */
+		r = sql_errno(rc);
+		goto fail;
+	}
+	/* The daemon writes while rerouterctl reads: wait for a lock briefly
+	 * rather than failing at once. */
+	sqlite3_busy_timeout(db, 2000);
+	if (!readonly) {
+		/* WAL + synchronous=FULL: a committed transaction survives kill -9
+		 * and power loss; readers never block the writer. */
+		if ((r = exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;")) < 0 ||
+		    (r = exec(db, "BEGIN IMMEDIATE;")) < 0)
+			goto fail;
+		if ((r = exec(db, STATE_SCHEMA_SQL)) < 0 || (r = exec(db, CHANGE_SCHEMA_SQL)) < 0) {
+			exec(db, "ROLLBACK;");
+			goto fail;
+		}
+		if ((r = exec(db, "COMMIT;")) < 0)
+			goto fail;
+	}
+	*ret = db;
+	return 0;
+fail:
+	sqlite3_close(db);
+	return r;
+}
+
+sqlite3 *state_close(sqlite3 *db)
+{
+	sqlite3_close(db);
+	return NULL;
+}
+
+void state_saved_clear(struct state_saved *s)
+{
+	free(s->failed);
+	memset(s, 0, sizeof *s);
+}
+
+int state_load(sqlite3 *db, struct state_saved *ret)
+{
+	sqlite3_stmt *st = NULL;
+	int rc, r = 0;
+
+	memset(ret, 0, sizeof *ret);
+	rc = sqlite3_prepare_v2(db, "SELECT state, since_usec FROM agent_state WHERE id = 1", -1, &st, NULL);
+	if (rc != SQLITE_OK) {
+		r = sql_err(db, rc, "load state");
+		goto out;
+	}
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		const char *s = (const char *)sqlite3_column_text(st, 0);
+		ret->persisted = true;
+		ret->state = s && !strcmp(s, "up") ? LINK_UP : LINK_DOWN;
+		ret->since_usec = (uint64_t)sqlite3_column_int64(st, 1);
+	} else if (rc != SQLITE_DONE) {
+		r = sql_err(db, rc, "load state");
+		goto out;
+	}
+	sqlite3_finalize(st);
+	st = NULL;
+
+	rc = sqlite3_prepare_v2(db, "SELECT failed FROM runs WHERE in_window = 1 ORDER BY id", -1, &st, NULL);
+	if (rc != SQLITE_OK) {
+		r = sql_err(db, rc, "load window");
+		goto out;
+	}
+	size_t cap = 0;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (ret->n == cap) {
+			cap = cap ? cap * 2 : 16;
+			bool *nv = realloc(ret->failed, cap * sizeof *nv);
+			if (!nv) {
+				r = -ENOMEM;
+				goto out;
+			}
+			ret->failed = nv;
+		}
+		ret->failed[ret->n++] = sqlite3_column_int(st, 0) != 0;
+	}
+	if (rc != SQLITE_DONE)
+		r = sql_err(db, rc, "load window");
+out:
+	sqlite3_finalize(st);
+	if (r < 0)
+		state_saved_clear(ret);
+	return r;
+}
+
+static int put_state(sqlite3 *db, enum link_state s, uint64_t since_usec)
+{
+	sqlite3_stmt *st = NULL;
+	int rc, r = 0;
+
+	rc = sqlite3_prepare_v2(db,
+				"INSERT INTO agent_state (id, state, since_usec) VALUES (1, ?1, ?2) "
+				"ON CONFLICT (id) DO UPDATE SET state = excluded.state, "
+				"since_usec = excluded.since_usec",
+				-1, &st, NULL);
+	if (rc != SQLITE_OK) {
+		r = sql_err(db, rc, "store state");
+		goto out;
+	}
+	sqlite3_bind_text(st, 1, link_state_str(s), -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, (int64_t)since_usec);
+	if ((rc = sqlite3_step(st)) != SQLITE_DONE)
+		r = sql_err(db, rc, "store state");
+out:
+	sqlite3_finalize(st);
+	return r;
+}
+
+int state_set(sqlite3 *db, enum link_state s, uint64_t since_usec, bool clear_window)
+{
+	int r;
+
+	if ((r = exec(db, "BEGIN IMMEDIATE;")) < 0)
+		return r;
+	if ((r = put_state(db, s, since_usec)) < 0 ||
+	    (clear_window && (r = exec(db, "UPDATE runs SET in_window = 0 WHERE in_window = 1;")) < 0))
+		goto fail;
+	if ((r = exec(db, "COMMIT;")) < 0)
+		goto fail;
+	return 0;
+fail:
+	exec(db, "ROLLBACK;");
+	return r;
+}
+
+int state_clear_window(sqlite3 *db)
+{
+	return exec(db, "UPDATE runs SET in_window = 0 WHERE in_window = 1;");
+}
+
+void state_format_utc(uint64_t usec, char *buf, size_t size)
+{
+	time_t t = (time_t)(usec / USEC_PER_SEC);
+	struct tm tm;
+
+	gmtime_r(&t, &tm);
+	strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+void state_format_local(uint64_t usec, char *buf, size_t size)
+{
+	time_t t = (time_t)(usec / USEC_PER_SEC);
+	struct tm tm;
+
+	localtime_r(&t, &tm);
+	strftime(buf, size, "%Y-%m-%d %H:%M:%S %Z", &tm);
+}
+
+static int insert_run(sqlite3 *db, const struct state_run *run)
+{
+	sqlite3_stmt *st = NULL;
+	int rc, r = 0;
+	int64_t v[4] = { (int64_t)run->at_usec, run->failed, run->link_failed, run->n_link };
+
+	if ((r = run_stmt(db,
+			  "INSERT INTO runs (at_usec, failed, link_failed, n_link, in_window) "
+			  "VALUES (?1, ?2, ?3, ?4, 1)",
+			  4, v)) < 0)
+		return r;
+	int64_t run_id = sqlite3_last_insert_rowid(db);
+
+	rc = sqlite3_prepare_v2(db,
+				"INSERT INTO run_checks (run_id, seq, name, type, target, role, passed, "
+				"outcome, reason, elapsed_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+				-1, &st, NULL);
+	if (rc != SQLITE_OK) {
+		r = sql_err(db, rc, "store run");
+		goto out;
+	}
+	for (size_t i = 0; i < run->n_results; i++) {
+		const struct probe_result *pr = &run->results[i];
+		const struct cfg_check *c = pr->check;
+
+		sqlite3_reset(st);
+		sqlite3_bind_int64(st, 1, run_id);
+		sqlite3_bind_int64(st, 2, (int64_t)i);
+		sqlite3_bind_text(st, 3, c->name, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_text(st, 4, cfg_check_type_str(c->type), -1, SQLITE_TRANSIENT);
+		sqlite3_bind_text(st, 5, c->target ? c->target : "", -1, SQLITE_TRANSIENT);
+		sqlite3_bind_text(st, 6, c->role == ROLE_BACKUP ? "backup" : "link", -1, SQLITE_STATIC);
+		sqlite3_bind_int(st, 7, probe_passed(pr));
+		sqlite3_bind_text(st, 8, probe_outcome_str(pr->outcome), -1, SQLITE_TRANSIENT);
+		sqlite3_bind_text(st, 9, pr->reason, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_int64(st, 10, (int64_t)pr->elapsed_ms);
+		if ((rc = sqlite3_step(st)) != SQLITE_DONE) {
+			r = sql_err(db, rc, "store check result");
+			goto out;
+		}
+	}
+out:
+	sqlite3_finalize(st);
+	return r;
+}
+
+/* A growing string. */
+struct sbuf {
+	char *s;
+	size_t len, cap;
+	bool oom;
+};
+
+static void __attribute__((format(printf, 2, 3))) sb_printf(struct sbuf *b, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (b->oom)
+		return;
+	for (;;) {
+		va_start(ap, fmt);
+		n = vsnprintf(b->s ? b->s + b->len : NULL, b->s ? b->cap - b->len : 0, fmt, ap);
+		va_end(ap);
+		if (n < 0) {
+			b->oom = true;
+			return;
+		}
+		if (b->s && b->len + (size_t)n < b->cap) {
+			b->len += (size_t)n;
+			return;
+		}
+		size_t cap = (b->cap ? b->cap * 2 : 1024) + (size_t)n;
+		char *ns = realloc(b->s, cap);
+		if (!ns) {
+			b->oom = true;
+			return;
+		}
+		b->s = ns;
+		b->cap = cap;
+	}
+}
+
+int state_window_text(sqlite3 *db, char **ret)
+{
+	sqlite3_stmt *st = NULL;
+	struct sbuf b = { 0 };
+	int64_t last_run = -1;
+	unsigned nrun = 0;
+	int rc, r = 0;
+
+	*ret = NULL;
+	rc = sqlite3_prepare_v2(db,
+				"SELECT r.id, r.at_usec, r.failed, r.link_failed, r.n_link, c.name, c.type, "
+				"c.target, c.role, c.passed, c.reason, c.elapsed_ms, c.outcome "
+				"FROM runs r LEFT JOIN run_checks c ON c.run_id = r.id "
+				"WHERE r.in_window = 1 ORDER BY r.id, c.seq",
+				-1, &st, NULL);
+	if (rc != SQLITE_OK) {
+		r = sql_err(db, rc, "read window");
+		goto out;
+	}
+	sb_printf(&b, "%s", "");
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		int64_t id = sqlite3_column_int64(st, 0);
+		if (id != last_run) {
+			char when[64];
+			state_format_local((uint64_t)sqlite3_column_int64(st, 1), when, sizeof when);
+			nrun++;
+			sb_printf(&b, "%sRun %u at %s: %s (%d of %d link checks failed)\n",
+				  nrun > 1 ? "\n" : "", nrun, when,
+				  sqlite3_column_int(st, 2) ? "FAILED" : "PASSED", sqlite3_column_int(st, 3),
+				  sqlite3_column_int(st, 4));
+			last_run = id;
+		}
+		if (sqlite3_column_type(st, 5) == SQLITE_NULL)
+			continue;
+		const char *reason = (const char *)sqlite3_column_text(st, 10);
+		bool passed = sqlite3_column_int(st, 9) != 0;
+		sb_printf(&b, "  %-20s %-4s %-30s %s%s  %s  %lld ms\n", (const char *)sqlite3_column_text(st, 5),
+			  (const char *)sqlite3_column_text(st, 6), (const char *)sqlite3_column_text(st, 7),
+			  passed ? "pass" : "fail",
+			  strcmp((const char *)sqlite3_column_text(st, 8), "backup") ? "" : " (backup)",
+			  reason && *reason ? reason : (const char *)sqlite3_column_text(st, 12),
+			  (long long)sqlite3_column_int64(st, 11));
+	}
+	if (rc != SQLITE_DONE) {
+		r = sql_err(db, rc, "read window");
+		goto out;
+	}
+	if (b.oom) {
+		r = -ENOMEM;
+		goto out;
+	}
+	*ret = b.s;
+	b.s = NULL;
+out:
+	sqlite3_finalize(st);
+	free(b.s);
+	return r;
+}
+
+static int insert_change(sqlite3 *db, const struct state_change *ch, const char *runs_text,
+			 int64_t *ret_id)
+{
+	sqlite3_stmt *st = NULL;
+	char at[32];
+	int rc, r = 0;
+
+	state_format_utc(ch->at_usec, at, sizeof at);
+	rc = sqlite3_prepare_v2(db,
+				"INSERT INTO changes (at, at_usec, new_state, old_state, prev_since_usec, "
+				"no_backup, runs_text) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+				-1, &st, NULL);
+	if (rc != SQLITE_OK) {
+		r = sql_err(db, rc, "record change");
+		goto out;
+	}
+	sqlite3_bind_text(st, 1, at, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(st, 2, (int64_t)ch->at_usec);
+	sqlite3_bind_text(st, 3, link_state_str(ch->new_state), -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, link_state_str(ch->old_state), -1, SQLITE_STATIC);
+	if (ch->prev_since_usec)
+		sqlite3_bind_int64(st, 5, (int64_t)ch->prev_since_usec);
+	else
+		sqlite3_bind_null(st, 5);
+	sqlite3_bind_int(st, 6, ch->no_backup);
+	sqlite3_bind_text(st, 7, runs_text, -1, SQLITE_TRANSIENT);
+	if ((rc = sqlite3_step(st)) != SQLITE_DONE) {
+		r = sql_err(db, rc, "record change");
+		goto out;
+	}
+	*ret_id = sqlite3_last_insert_rowid(db);
+	sqlite3_finalize(st);
+
+	rc = sqlite3_prepare_v2(db,
+				"INSERT INTO change_steps (change_id, step, seq, status, updated_at) "
+				"VALUES (?1, ?2, ?3, 'pending', ?4)",
+				-1, &st, NULL);
+	if (rc != SQLITE_OK) {
+		r = sql_err(db, rc, "record steps");
+		goto out;
+	}
+	for (int s = 0; s < _STEP_MAX; s++) {
+		sqlite3_reset(st);
+		sqlite3_bind_int64(st, 1, *ret_id);
+		sqlite3_bind_text(st, 2, change_step_str((enum change_step)s), -1, SQLITE_STATIC);
+		sqlite3_bind_int(st, 3, s);
+		sqlite3_bind_text(st, 4, at, -1, SQLITE_TRANSIENT);
+		if ((rc = sqlite3_step(st)) != SQLITE_DONE) {
+			r = sql_err(db, rc, "record steps");
+			goto out;
+		}
+	}
+out:
+	sqlite3_finalize(st);
+	return r;
+}
+
+int state_commit_run(sqlite3 *db, const struct state_run *run, size_t window,
+		     const struct state_change *change, int64_t *ret_change_id)
+{
+	char *text = NULL;
+	int64_t id = 0;
+	int r;
+
+	if ((r = exec(db, "BEGIN IMMEDIATE;")) < 0)
+		return r;
+	if ((r = insert_run(db, run)) < 0)
+		goto fail;
+	/* Only the last `window` runs of the window count. */
+	int64_t w = (int64_t)window;
+	if ((r = run_stmt(db,
+			  "UPDATE runs SET in_window = 0 WHERE in_window = 1 AND id NOT IN "
+			  "(SELECT id FROM runs WHERE in_window = 1 ORDER BY id DESC LIMIT ?1)",
+			  1, &w)) < 0)
+		goto fail;
+	if (change) {
+		if ((r = state_window_text(db, &text)) < 0 ||
+		    (r = insert_change(db, change, text, &id)) < 0 ||
+		    (r = put_state(db, change->new_state, change->at_usec)) < 0 ||
+		    (r = state_clear_window(db)) < 0)
+			goto fail;
+	}
+	int64_t keep = STATE_KEEP_RUNS;
+	if ((r = run_stmt(db,
+			  "DELETE FROM run_checks WHERE run_id IN (SELECT id FROM runs WHERE in_window = 0 "
+			  "AND id NOT IN (SELECT id FROM runs ORDER BY id DESC LIMIT ?1))",
+			  1, &keep)) < 0 ||
+	    (r = run_stmt(db,
+			  "DELETE FROM runs WHERE in_window = 0 AND id NOT IN "
+			  "(SELECT id FROM runs ORDER BY id DESC LIMIT ?1)",
+			  1, &keep)) < 0)
+		goto fail;
+	if ((r = exec(db, "COMMIT;")) < 0)
+		goto fail;
+	free(text);
+	if (ret_change_id)
+		*ret_change_id = id;
+	return 0;
+fail:
+	exec(db, "ROLLBACK;");
+	free(text);
+	return r;
+}

@@ -1,0 +1,99 @@
+/* Inside probes/: what run.c offers to each check type (icmp.c, http.c,
+ * tcp.c, smtp.c) and what they offer back. One struct probe_check per
+ * configured check; run.c owns it, arms its deadline and collects its outcome. */
+#pragma once
+
+#include <netdb.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "agent/curl_loop.h"
+#include "probes/probe.h"
+
+struct probe_check;
+
+struct probe_ops {
+	/* Start the check; 0 or a negative errno (run.c then records a local error).
+	 * It may call probe_finish() before returning. */
+	int (*start)(struct probe_check *c);
+	/* The hard deadline passed: call probe_finish() with the outcome that fits
+	 * the stage reached (dns timeout or timeout). NULL: plain timeout. */
+	void (*expire)(struct probe_check *c);
+	/* Release c->impl; called exactly once, after probe_finish() or on cancel. */
+	void (*stop)(struct probe_check *c);
+};
+
+struct probe_check {
+	struct probe_run *run;
+	const struct cfg_check *cfg;
+	struct probe_result *result;
+	sd_event *event;
+	uint64_t start_usec;    /* CLOCK_MONOTONIC */
+	uint64_t budget_usec;   /* what the check may spend, DNS included */
+	sd_event_source *deadline;
+	const struct probe_ops *ops;
+	void *impl;
+	bool finished;
+};
+
+extern const struct probe_ops probe_icmp_ops, probe_http_ops, probe_tcp_ops, probe_smtp_ops;
+
+/* Record the outcome (the first call wins), stop the check, and let the run
+ * report once the last check has finished. */
+void probe_finish(struct probe_check *c, enum probe_outcome o, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* The run's libcurl multi handle on the loop, created on first use. */
+int probe_curl_loop(struct probe_check *c, struct curl_loop **ret);
+uint64_t probe_now_usec(void);
+uint64_t probe_elapsed_ms(const struct probe_check *c);
+/* ECONNREFUSED -> refused, ENETUNREACH -> unreachable, ... (positive errno). */
+enum probe_outcome probe_errno_outcome(int err);
+/* source = an IP address: fill *ss with it (port 0). -EINVAL when it is not one. */
+int probe_source_addr(const char *source, struct sockaddr_storage *ss, socklen_t *len);
+
+/* worker.c: run work(arg) on a thread of its own, then done(arg) on the loop.
+ * After probe_job_abandon() done is never called and free_arg(arg) runs when the
+ * worker returns, so a late worker touches nothing the loop has freed. */
+struct probe_job;
+typedef void (*probe_job_fn)(void *arg);
+int probe_job_start(sd_event *e, probe_job_fn work, probe_job_fn done, probe_job_fn free_arg,
+		    void *arg, struct probe_job **ret);
+void probe_job_abandon(struct probe_job *j);
+/* When probe_job_start() fails, arg stays with the caller. */
+
+/* resolve.c: bounded asynchronous name resolution for sockets we open
+ * ourselves (tcp). IP literals are answered at once without DNS. The callback
+ * gets a getaddrinfo() error code and owns ai (freeaddrinfo). */
+struct probe_resolve;
+typedef void (*probe_resolve_fn)(int gai_err, struct addrinfo *ai, void *userdata);
+int probe_resolve_start(sd_event *e, const char *host, uint16_t port, int family,
+			probe_resolve_fn cb, void *userdata, struct probe_resolve **ret);
+/* For a literal: 0 and *ret filled without any lookup; -EINVAL otherwise. */
+int probe_resolve_numeric(const char *host, uint16_t port, int family, struct addrinfo **ret);
+void probe_resolve_cancel(struct probe_resolve *r);
+
+/* curl_check.c: what the http and smtp checks share. */
+struct probe_curl;
+/* Finish the check and return true when curl's result is an answer the
+ * protocol judges (a status); false leaves it to the common error mapping. */
+typedef bool (*probe_curl_answered_fn)(struct probe_curl *pc, CURLcode res, long status);
+struct probe_curl {
+	struct probe_check *check;
+	CURL *easy;
+	struct curl_loop *loop;   /* NULL once curl has handed the handle back */
+	probe_curl_answered_fn answered;
+	char errbuf[CURL_ERROR_SIZE];
+	bool got_body;
+	bool keep_body;           /* smtp: the command's answer arrives as "body" */
+};
+int probe_curl_new(struct probe_check *c, const char *url, probe_curl_answered_fn answered,
+		   struct probe_curl **ret);
+int probe_curl_go(struct probe_curl *pc);
+void probe_curl_free(struct probe_curl *pc);
+void probe_curl_expire(struct probe_check *c);
+void probe_curl_stop(struct probe_check *c);
+
+/* tcp.c: a non-blocking TCP socket with the check's source and mark applied. */
+int probe_tcp_socket(const struct cfg_check *cc, int family, int *ret_fd);
+int probe_source_family(const struct cfg_check *cc);

@@ -1,0 +1,222 @@
+/* The state database: round trip, a change and its steps recorded in one
+ * transaction (all or nothing), the window kept to its size, text of runs. */
+#include "config.h"
+
+#include <check.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "agent/log.h"
+#include "agent/state.h"
+
+static char path[64];
+static sqlite3 *db;
+
+static struct cfg_check checks[2] = {
+	{ .name = (char *)"gw", .type = CHECK_TCP, .role = ROLE_LINK, .target = (char *)"127.0.2.1:20001" },
+	{ .name = (char *)"relay", .type = CHECK_TCP, .role = ROLE_BACKUP, .target = (char *)"127.0.2.2:20002" },
+};
+
+static void setup(void)
+{
+	strcpy(path, "/tmp/check_state_XXXXXX");
+	int fd = mkstemp(path);
+	ck_assert_int_ge(fd, 0);
+	close(fd);
+	unlink(path);
+	log_setup("check_state", true, false);
+	ck_assert_int_eq(state_open(path, false, &db), 0);
+}
+
+static void teardown(void)
+{
+	char p[80];
+	db = state_close(db);
+	unlink(path);
+	snprintf(p, sizeof p, "%s-wal", path);
+	unlink(p);
+	snprintf(p, sizeof p, "%s-shm", path);
+	unlink(p);
+}
+
+static int64_t count(const char *sql)
+{
+	sqlite3_stmt *st;
+	int64_t n = -1;
+	ck_assert_int_eq(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		n = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return n;
+}
+
+static void add_run(uint64_t at, bool failed, const struct state_change *ch, int expect)
+{
+	struct probe_result r[2] = {
+		{ .check = &checks[0], .outcome = failed ? PROBE_REFUSED : PROBE_PASSED, .elapsed_ms = 3 },
+		{ .check = &checks[1], .outcome = PROBE_TIMEOUT, .elapsed_ms = 200 },
+	};
+	strcpy(r[0].reason, failed ? "connection refused" : "");
+	strcpy(r[1].reason, "no answer in 200 ms");
+	struct state_run run = { .at_usec = at, .failed = failed, .link_failed = failed, .n_link = 1,
+				 .results = r, .n_results = 2 };
+	ck_assert_int_eq(state_commit_run(db, &run, 3, ch, NULL), expect);
+}
+
+START_TEST(round_trip)
+{
+	struct state_saved s;
+
+	ck_assert_int_eq(state_load(db, &s), 0);
+	ck_assert(!s.persisted);
+	ck_assert_uint_eq(s.n, 0);
+	ck_assert_int_eq(state_set(db, LINK_UP, 1234567, true), 0);
+	add_run(1000, true, NULL, 0);
+	add_run(2000, false, NULL, 0);
+	add_run(3000, true, NULL, 0);
+	add_run(4000, true, NULL, 0); /* the window keeps 3: F T T */
+	db = state_close(db);
+	ck_assert_int_eq(state_open(path, true, &db), 0); /* read-only, like rerouterctl */
+	ck_assert_int_eq(state_load(db, &s), 0);
+	ck_assert(s.persisted);
+	ck_assert_int_eq(s.state, LINK_UP);
+	ck_assert_uint_eq(s.since_usec, 1234567);
+	ck_assert_uint_eq(s.n, 3);
+	ck_assert(!s.failed[0] && s.failed[1] && s.failed[2]);
+	state_saved_clear(&s);
+	ck_assert_int_eq(count("SELECT count(*) FROM run_checks"), 8);
+	db = state_close(db);
+	ck_assert_int_eq(state_open(path, false, &db), 0);
+	ck_assert_int_eq(state_clear_window(db), 0);
+	ck_assert_int_eq(state_load(db, &s), 0);
+	ck_assert_uint_eq(s.n, 0);
+	state_saved_clear(&s);
+	/* Old runs are pruned, the last STATE_KEEP_RUNS stay for status. */
+	for (int i = 0; i < 3 * STATE_KEEP_RUNS; i++)
+		add_run(5000 + i, false, NULL, 0);
+	ck_assert_int_eq(count("SELECT count(*) FROM runs"), STATE_KEEP_RUNS);
+	ck_assert_int_eq(count("SELECT count(*) FROM run_checks"), 2 * STATE_KEEP_RUNS);
+}
+END_TEST
+
+START_TEST(change_and_steps)
+{
+	struct state_saved s;
+	struct state_change ch = { .new_state = LINK_DOWN, .old_state = LINK_UP, .at_usec = 9000000,
+				   .prev_since_usec = 1000000, .no_backup = true };
+	int64_t id = 0;
+
+	ck_assert_int_eq(state_set(db, LINK_UP, 1000000, true), 0);
+	add_run(7000000, true, NULL, 0);
+	struct probe_result r[2] = {
+		{ .check = &checks[0], .outcome = PROBE_REFUSED, .elapsed_ms = 3, .reason = "connection refused" },
+		{ .check = &checks[1], .outcome = PROBE_TIMEOUT, .elapsed_ms = 200, .reason = "timeout" },
+	};
+	struct state_run run = { .at_usec = 9000000, .failed = true, .link_failed = 1, .n_link = 1,
+				 .results = r, .n_results = 2 };
+	ck_assert_int_eq(state_commit_run(db, &run, 2, &ch, &id), 0);
+	ck_assert_int_eq(id, 1);
+	ck_assert_int_eq(count("SELECT count(*) FROM change_steps WHERE change_id = 1 AND status = 'pending'"),
+			 _STEP_MAX);
+	ck_assert_int_eq(count("SELECT count(*) FROM change_steps WHERE change_id = 1 AND "
+			       "((step = 'connectors' AND seq = 0) OR (step = 'transport' AND seq = 1) OR "
+			       "(step = 'flush' AND seq = 2) OR (step = 'hook' AND seq = 3) OR "
+			       "(step = 'mail' AND seq = 4))"),
+			 5);
+	ck_assert_int_eq(count("SELECT no_backup FROM changes WHERE id = 1"), 1);
+	ck_assert_int_eq(count("SELECT prev_since_usec FROM changes WHERE id = 1"), 1000000);
+	ck_assert_int_eq(count("SELECT count(*) FROM changes WHERE id = 1 AND new_state = 'down' AND "
+			       "old_state = 'up' AND at = '1970-01-01T00:00:09Z'"),
+			 1);
+	/* The deciding runs, check by check. */
+	sqlite3_stmt *st;
+	ck_assert_int_eq(sqlite3_prepare_v2(db, "SELECT runs_text FROM changes WHERE id = 1", -1, &st, NULL),
+			 SQLITE_OK);
+	ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+	const char *text = (const char *)sqlite3_column_text(st, 0);
+	ck_assert_ptr_nonnull(strstr(text, "Run 1 at "));
+	ck_assert_ptr_nonnull(strstr(text, "Run 2 at "));
+	ck_assert_ptr_nonnull(strstr(text, "gw "));
+	ck_assert_ptr_nonnull(strstr(text, "127.0.2.1:20001"));
+	ck_assert_ptr_nonnull(strstr(text, "fail  connection refused  3 ms"));
+	ck_assert_ptr_nonnull(strstr(text, "relay"));
+	ck_assert_ptr_nonnull(strstr(text, "(backup)"));
+	sqlite3_finalize(st);
+	ck_assert_int_eq(state_load(db, &s), 0);
+	ck_assert_int_eq(s.state, LINK_DOWN);
+	ck_assert_uint_eq(s.since_usec, 9000000);
+	ck_assert_uint_eq(s.n, 0); /* cleared on the change */
+	state_saved_clear(&s);
+}
+END_TEST
+
+START_TEST(change_is_atomic)
+{
+	struct state_saved s;
+	struct state_change ch = { .new_state = LINK_DOWN, .old_state = LINK_UP, .at_usec = 9000000 };
+
+	ck_assert_int_eq(state_set(db, LINK_UP, 1000000, true), 0);
+	add_run(8000000, true, NULL, 0);
+	/* Make the fourth step's insert fail half way through the transaction. */
+	ck_assert_int_eq(sqlite3_exec(db,
+				      "CREATE TRIGGER boom BEFORE INSERT ON change_steps "
+				      "WHEN NEW.step = 'hook' BEGIN SELECT RAISE(ABORT, 'boom'); END;",
+				      NULL, NULL, NULL),
+			 SQLITE_OK);
+	add_run(9000000, true, &ch, -EIO);
+	/* Nothing of it is left: no run, no change, no step, same state and window. */
+	ck_assert_int_eq(count("SELECT count(*) FROM runs"), 1);
+	ck_assert_int_eq(count("SELECT count(*) FROM changes"), 0);
+	ck_assert_int_eq(count("SELECT count(*) FROM change_steps"), 0);
+	ck_assert_int_eq(state_load(db, &s), 0);
+	ck_assert_int_eq(s.state, LINK_UP);
+	ck_assert_uint_eq(s.n, 1);
+	state_saved_clear(&s);
+	/* And the connection is usable again afterwards. */
+	ck_assert_int_eq(sqlite3_exec(db, "DROP TRIGGER boom", NULL, NULL, NULL), SQLITE_OK);
+	add_run(9000000, true, &ch, 0);
+	ck_assert_int_eq(count("SELECT count(*) FROM change_steps"), _STEP_MAX);
+}
+END_TEST
+
+START_TEST(reopen_keeps_schema)
+{
+	/* Opening twice (daemon restart, rerouterctl init) is harmless. */
+	db = state_close(db);
+	ck_assert_int_eq(state_open(path, false, &db), 0);
+	ck_assert_int_eq(count("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN "
+			       "('agent_state', 'runs', 'run_checks', 'changes', 'change_steps')"),
+			 5);
+	sqlite3_stmt *st;
+	sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL);
+	ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+	ck_assert_str_eq((const char *)sqlite3_column_text(st, 0), "wal");
+	sqlite3_finalize(st);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+	Suite *s = suite_create("state");
+	TCase *tc = tcase_create("state");
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, round_trip);
+	tcase_add_test(tc, change_and_steps);
+	tcase_add_test(tc, change_is_atomic);
+	tcase_add_test(tc, reopen_keeps_schema);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(suite());
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

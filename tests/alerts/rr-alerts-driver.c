@@ -208,7 +208,7 @@ static int run_queue(sqlite3 *db, char **ids, int n_ids)
 	}
 	sd_event_now(e, CLOCK_MONOTONIC, &now);
 	run.deadline = now + env_ms("RR_DRIVER_DEADLINE_MS", 20000);
-	r = sd_event_add_time(e, NULL, CLOCK_MONOTONIC, now + 50 * 1000, 0, on_poll, &run);
+	r = sd_event_add_time(e, NULL, CLOCK_MONOTONIC, now + 50 * 1000, 1000, on_poll, &run);
 	if (r >= 0)
 		r = sd_event_loop(e);
 	if (r < 0)

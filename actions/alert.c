@@ -1,54 +1,844 @@
-/* STUB: replaced by the alerts (issue 6). */
+/* Alert mail: one queue row per change of state in the state database,
+ * written before any attempt; one mail carries every pending row (that is the
+ * merge), at most one mail per min_gap, failed attempts back off from 30 s
+ * doubling to 15 min. Schedule times are CLOCK_REALTIME because they are
+ * persisted across restarts; a clock stepping backwards is bounded by
+ * clamping every wait to max(cap, min_gap). */
 #include "config.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <time.h>
 
 #include "actions/alert.h"
+#include "actions/mail.h"
+#include "agent/change.h"
+#include "agent/curl_loop.h"
+#include "agent/log.h"
+
+#define ALERTS_SCHEMA_SQL                                                              \
+	"CREATE TABLE IF NOT EXISTS alerts (\n"                                        \
+	"  id          INTEGER PRIMARY KEY,\n"                                         \
+	"  change_id   INTEGER NOT NULL UNIQUE,     -- changes(id): one alert each\n"   \
+	"  new_state   TEXT NOT NULL,\n"                                               \
+	"  created_usec INTEGER NOT NULL,           -- CLOCK_REALTIME, queued at\n"    \
+	"  next_attempt_usec INTEGER NOT NULL,\n"                                      \
+	"  attempts    INTEGER NOT NULL DEFAULT 0,\n"                                  \
+	"  last_error  TEXT,\n"                                                        \
+	"  expired     INTEGER NOT NULL DEFAULT 0,  -- past the deadline, logged\n"     \
+	"  sent_usec   INTEGER,                     -- NULL until accepted\n"          \
+	"  reply       TEXT,                        -- the server's acceptance\n"      \
+	"  subject     TEXT NOT NULL,               -- of a mail for this change alone\n" \
+	"  body        TEXT NOT NULL                -- this change's part of the mail\n" \
+	");\n"
 
 struct alerts {
-	int dummy;
+	sd_event *event;
+	sqlite3 *db;
+	const struct cfg *cfg;
+	struct curl_loop *curl;
+	sd_event_source *timer;    /* CLOCK_REALTIME: the next due attempt, or a kick */
+	struct mail_xfer *xfer;    /* the transfer in flight, if any */
+	int64_t xfer_upto;         /* it carries the unsent rows with id <= this */
+	alerts_clock_fn clock;
+	void *clock_ud;
+	uint64_t backoff_first_usec, backoff_cap_usec;
 };
 
-int alerts_new(sd_event *e, sqlite3 *state_db, const struct cfg *cfg, struct alerts **ret)
+static uint64_t realtime_now(void *ud)
 {
-	(void)e, (void)state_db, (void)cfg;
-	*ret = calloc(1, sizeof **ret);
-	return *ret ? 0 : -ENOMEM;
+	struct timespec ts;
+
+	(void)ud;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * USEC_PER_SEC + (uint64_t)ts.tv_nsec / 1000;
 }
 
-void alerts_set_config(struct alerts *a, const struct cfg *cfg)
+static uint64_t now_usec(const struct alerts *a)
 {
-	(void)a, (void)cfg;
+	return a->clock(a->clock_ud);
+}
+
+void alerts_set_clock(struct alerts *a, alerts_clock_fn fn, void *userdata)
+{
+	a->clock = fn ? fn : realtime_now;
+	a->clock_ud = userdata;
+}
+
+void alerts_set_backoff(struct alerts *a, uint64_t first_usec, uint64_t cap_usec)
+{
+	a->backoff_first_usec = first_usec;
+	a->backoff_cap_usec = cap_usec < first_usec ? first_usec : cap_usec;
+}
+
+uint64_t alerts_backoff_usec(const struct alerts *a, unsigned attempts)
+{
+	uint64_t d = a->backoff_first_usec;
+
+	for (unsigned i = 1; i < attempts && d < a->backoff_cap_usec; i++)
+		d *= 2;
+	return d < a->backoff_cap_usec ? d : a->backoff_cap_usec;
+}
+
+/* --- small SQLite helpers: every value is bound, never printed into SQL --- */
+
+static int db_exec(sqlite3 *db, const char *sql)
+{
+	char *err = NULL;
+
+	if (sqlite3_exec(db, sql, NULL, NULL, &err) != SQLITE_OK) {
+		log_errx("state database: %s", err ? err : sqlite3_errmsg(db));
+		sqlite3_free(err);
+		return -EIO;
+	}
+	return 0;
+}
+
+static int db_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **ret)
+{
+	if (sqlite3_prepare_v2(db, sql, -1, ret, NULL) != SQLITE_OK) {
+		log_errx("state database: %s", sqlite3_errmsg(db));
+		return -EIO;
+	}
+	return 0;
+}
+
+static char *xstrdup(const char *s)
+{
+	return strdup(s ? s : "");
+}
+
+static void state_upper(const char *s, char *buf, size_t size)
+{
+	size_t i;
+
+	for (i = 0; s[i] && i + 1 < size; i++)
+		buf[i] = (s[i] >= 'a' && s[i] <= 'z') ? (char)(s[i] - 'a' + 'A') : s[i];
+	buf[i] = '\0';
+}
+
+static void format_local(uint64_t usec, char *buf, size_t size)
+{
+	time_t t = (time_t)(usec / USEC_PER_SEC);
+	struct tm tm;
+
+	localtime_r(&t, &tm);
+	strftime(buf, size, "%Y-%m-%d %H:%M:%S %z", &tm);
+}
+
+static void format_duration(uint64_t usec, char *buf, size_t size)
+{
+	uint64_t s = usec / USEC_PER_SEC;
+	uint64_t d = s / 86400, h = s / 3600 % 24, m = s / 60 % 60;
+
+	if (d)
+		snprintf(buf, size, "%" PRIu64 "d %" PRIu64 "h %" PRIu64 "m", d, h, m);
+	else if (h)
+		snprintf(buf, size, "%" PRIu64 "h %" PRIu64 "m", h, m);
+	else if (m)
+		snprintf(buf, size, "%" PRIu64 "m %" PRIu64 "s", m, s % 60);
+	else
+		snprintf(buf, size, "%" PRIu64 "s", s);
+}
+
+/* A growing string (allocation failure sticks and is reported at the end). */
+struct buf {
+	char *s;
+	size_t len;
+	bool failed;
+};
+
+static void __attribute__((format(printf, 2, 3))) bprintf(struct buf *b, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (b->failed)
+		return;
+	va_start(ap, fmt);
+	n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	char *p = n < 0 ? NULL : realloc(b->s, b->len + (size_t)n + 1);
+	if (!p) {
+		b->failed = true;
+		return;
+	}
+	b->s = p;
+	va_start(ap, fmt);
+	vsnprintf(b->s + b->len, (size_t)n + 1, fmt, ap);
+	va_end(ap);
+	b->len += (size_t)n;
+}
+
+static int buf_take(struct buf *b, char **ret)
+{
+	if (b->failed || !b->s) {
+		free(b->s);
+		return -ENOMEM;
+	}
+	*ret = b->s;
+	return 0;
+}
+
+static void subject_for(const char *state, char *buf, size_t size)
+{
+	char up[16];
+
+	state_upper(state, up, sizeof up);
+	snprintf(buf, size, "[rerouter] %s: internet connection %s", mail_hostname(), up);
+}
+
+/* This change's part of the mail, from its row and its steps. */
+int alerts_compose_change(sqlite3 *db, int64_t change_id, char **ret_state, char **ret_body)
+{
+	sqlite3_stmt *st = NULL;
+	struct buf b = { 0 };
+	char *state = NULL;
+	int r;
+
+	r = db_prepare(db,
+		       "SELECT at, at_usec, new_state, old_state, prev_since_usec, no_backup, runs_text "
+		       "FROM changes WHERE id = ?",
+		       &st);
+	if (r < 0)
+		goto out;
+	sqlite3_bind_int64(st, 1, change_id);
+	if (sqlite3_step(st) != SQLITE_ROW) {
+		log_errx("alert: change %" PRId64 " is not in the state database", change_id);
+		r = -ENOENT;
+		goto out;
+	}
+	const char *at = (const char *)sqlite3_column_text(st, 0);
+	uint64_t at_usec = (uint64_t)sqlite3_column_int64(st, 1);
+	const char *new_state = (const char *)sqlite3_column_text(st, 2);
+	const char *old_state = (const char *)sqlite3_column_text(st, 3);
+	bool since_known = sqlite3_column_type(st, 4) != SQLITE_NULL;
+	uint64_t since = (uint64_t)sqlite3_column_int64(st, 4);
+	bool no_backup = sqlite3_column_int(st, 5) != 0;
+	const char *runs = (const char *)sqlite3_column_text(st, 6);
+	char nu[16], ou[16], when[64], held[64], since_s[64];
+
+	state = xstrdup(new_state);
+	if (!state) {
+		r = -ENOMEM;
+		goto out;
+	}
+	state_upper(new_state ? new_state : "?", nu, sizeof nu);
+	state_upper(old_state ? old_state : "?", ou, sizeof ou);
+	format_local(at_usec, when, sizeof when);
+	bprintf(&b, "The internet connection of %s is %s.\n\n", mail_hostname(), nu);
+	bprintf(&b, "Time:      %s (%s)\n", when, at ? at : "");
+	if (since_known && since <= at_usec) {
+		format_duration(at_usec - since, held, sizeof held);
+		format_local(since, since_s, sizeof since_s);
+		bprintf(&b, "Previous:  %s for %s (since %s)\n", ou, held, since_s);
+	} else {
+		bprintf(&b, "Previous:  %s (for how long is not known)\n", ou);
+	}
+	if (no_backup)
+		bprintf(&b, "\nNo backup path answered: nothing was rewired.\n");
+	bprintf(&b, "\nDeciding runs:\n%s", runs && runs[0] ? runs : "(not recorded)\n");
+	if (b.len && b.s[b.len - 1] != '\n')
+		bprintf(&b, "\n");
+	sqlite3_finalize(st);
+
+	r = db_prepare(db,
+		       "SELECT step, status, detail, attempts FROM change_steps "
+		       "WHERE change_id = ? AND step <> 'mail' ORDER BY seq",
+		       &st);
+	if (r < 0)
+		goto out;
+	sqlite3_bind_int64(st, 1, change_id);
+	bprintf(&b, "\nActions:\n");
+	int n = 0, rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *detail = (const char *)sqlite3_column_text(st, 2);
+		int attempts = sqlite3_column_int(st, 3);
+		bprintf(&b, "  %-11s %s", (const char *)sqlite3_column_text(st, 0),
+			(const char *)sqlite3_column_text(st, 1));
+		if (detail && detail[0])
+			bprintf(&b, ": %s", detail);
+		if (attempts > 1)
+			bprintf(&b, " (%d attempts)", attempts);
+		bprintf(&b, "\n");
+		n++;
+	}
+	if (rc != SQLITE_DONE) {
+		log_errx("state database: %s", sqlite3_errmsg(db));
+		r = -EIO;
+		goto out;
+	}
+	if (n == 0)
+		bprintf(&b, "  (none recorded)\n");
+	r = buf_take(&b, ret_body);
+	b.s = NULL;
+	if (r == 0) {
+		*ret_state = state;
+		state = NULL;
+	}
+out:
+	sqlite3_finalize(st);
+	free(b.s);
+	free(state);
+	return r;
+}
+
+static void arm(struct alerts *a, uint64_t at_usec)
+{
+	if (!a->timer)
+		return;
+	if (sd_event_source_set_time(a->timer, at_usec) < 0 ||
+	    sd_event_source_set_enabled(a->timer, SD_EVENT_ONESHOT) < 0)
+		log_warnx("alert: cannot arm the mail timer");
 }
 
 int alerts_enqueue_change(struct alerts *a, int64_t change_id)
 {
-	(void)a, (void)change_id;
+	sqlite3_stmt *st = NULL;
+	char *state = NULL, *body = NULL;
+	char subject[512];
+	uint64_t now = now_usec(a);
+	int r;
+
+	if (!a->cfg || !a->cfg->mail.present) {
+		log_debug("alert: no [mail] section, no mail for change %" PRId64, change_id);
+		return 0;
+	}
+	r = alerts_compose_change(a->db, change_id, &state, &body);
+	if (r < 0)
+		goto out;
+	subject_for(state, subject, sizeof subject);
+	r = db_prepare(a->db,
+		       "INSERT OR IGNORE INTO alerts (change_id, new_state, created_usec, "
+		       "next_attempt_usec, subject, body) VALUES (?, ?, ?, ?, ?, ?)",
+		       &st);
+	if (r < 0)
+		goto out;
+	sqlite3_bind_int64(st, 1, change_id);
+	sqlite3_bind_text(st, 2, state, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, (sqlite3_int64)now);
+	sqlite3_bind_int64(st, 4, (sqlite3_int64)now);
+	sqlite3_bind_text(st, 5, subject, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 6, body, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) != SQLITE_DONE) {
+		log_errx("alert: cannot queue the mail for change %" PRId64 ": %s", change_id,
+			 sqlite3_errmsg(a->db));
+		r = -EIO;
+		goto out;
+	}
+	if (sqlite3_changes(a->db) > 0) {
+		sqlite3_finalize(st);
+		st = NULL;
+		/* A new change is news: whatever waits for a retry goes with it
+		 * now (min_gap still applies), e.g. the link the mail needed is back. */
+		r = db_prepare(a->db,
+			       "UPDATE alerts SET next_attempt_usec = ? "
+			       "WHERE sent_usec IS NULL AND next_attempt_usec > ?",
+			       &st);
+		if (r < 0)
+			goto out;
+		sqlite3_bind_int64(st, 1, (sqlite3_int64)now);
+		sqlite3_bind_int64(st, 2, (sqlite3_int64)now);
+		if (sqlite3_step(st) != SQLITE_DONE)
+			log_warnx("alert: state database: %s", sqlite3_errmsg(a->db));
+		log_info("alert: mail for change %" PRId64 " (%s) queued", change_id, state);
+	}
+	/* Sent from the loop, never from inside the caller's step. */
+	if (!a->xfer)
+		arm(a, 1);
+	r = 0;
+out:
+	sqlite3_finalize(st);
+	free(state);
+	free(body);
+	return r;
+}
+
+int alerts_next_due(struct alerts *a, uint64_t *ret_usec)
+{
+	sqlite3_stmt *st = NULL;
+	uint64_t now = now_usec(a), due;
+	int r;
+
+	*ret_usec = UINT64_MAX;
+	r = db_prepare(a->db,
+		       "SELECT COUNT(*), MAX(next_attempt_usec), "
+		       "(SELECT MAX(sent_usec) FROM alerts) FROM alerts WHERE sent_usec IS NULL",
+		       &st);
+	if (r < 0)
+		return r;
+	if (sqlite3_step(st) != SQLITE_ROW) {
+		r = -EIO;
+		goto out;
+	}
+	if (sqlite3_column_int(st, 0) == 0)
+		goto out;
+	due = (uint64_t)sqlite3_column_int64(st, 1);
+	uint64_t gap = a->cfg ? a->cfg->mail.min_gap_usec : 0;
+	if (sqlite3_column_type(st, 2) != SQLITE_NULL) {
+		uint64_t last = (uint64_t)sqlite3_column_int64(st, 2);
+		if (last + gap > due)
+			due = last + gap;
+	}
+	uint64_t longest = a->backoff_cap_usec > gap ? a->backoff_cap_usec : gap;
+	if (due > now + longest)
+		due = now + longest;
+	*ret_usec = due;
+out:
+	sqlite3_finalize(st);
+	return r;
+}
+
+int alerts_peek(struct alerts *a, char **ret_subject, char **ret_body, size_t *ret_n,
+		int64_t *ret_upto)
+{
+	sqlite3_stmt *st = NULL;
+	struct buf states = { 0 }, parts = { 0 }, b = { 0 };
+	char *first_subject = NULL, last_state[16] = "";
+	size_t n = 0;
+	int64_t upto = 0;
+	int r, rc;
+
+	*ret_n = 0;
+	r = db_prepare(a->db,
+		       "SELECT id, new_state, subject, body FROM alerts "
+		       "WHERE sent_usec IS NULL ORDER BY change_id",
+		       &st);
+	if (r < 0)
+		return r;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		int64_t id = sqlite3_column_int64(st, 0);
+		const char *state = (const char *)sqlite3_column_text(st, 1);
+		if (id > upto)
+			upto = id;
+		if (n == 0 && !(first_subject = xstrdup((const char *)sqlite3_column_text(st, 2)))) {
+			r = -ENOMEM;
+			goto out;
+		}
+		bprintf(&states, "%s%s", n ? ", " : "", state);
+		snprintf(last_state, sizeof last_state, "%s", state);
+		n++;
+		bprintf(&parts, "\n==== Change %zu ====\n\n%s", n, (const char *)sqlite3_column_text(st, 3));
+	}
+	if (rc != SQLITE_DONE) {
+		r = -EIO;
+		goto out;
+	}
+	if (n == 0)
+		goto out;
+	if (n == 1) {
+		*ret_subject = first_subject;
+		first_subject = NULL;
+		/* The one body again, without the "Change 1" banner. */
+		sqlite3_finalize(st);
+		st = NULL;
+		r = db_prepare(a->db, "SELECT body FROM alerts WHERE id = ?", &st);
+		if (r < 0)
+			goto out;
+		sqlite3_bind_int64(st, 1, upto);
+		if (sqlite3_step(st) != SQLITE_ROW) {
+			r = -EIO;
+			goto out;
+		}
+		bprintf(&b, "%s", (const char *)sqlite3_column_text(st, 0));
+	} else {
+		char subject[512], up[16];
+		subject_for(last_state, subject, sizeof subject);
+		bprintf(&b, "%s (%zu changes: %s)", subject, n, states.s ? states.s : "");
+		if ((r = buf_take(&b, ret_subject)) < 0)
+			goto out;
+		b = (struct buf){ 0 };
+		state_upper(last_state, up, sizeof up);
+		bprintf(&b,
+			"The internet connection of %s changed state %zu times since the last alert "
+			"(%s); it is now %s.\nThey come in one mail because they were closer "
+			"together than [mail] min_gap.\n%s",
+			mail_hostname(), n, states.s ? states.s : "", up, parts.s ? parts.s : "");
+	}
+	r = buf_take(&b, ret_body);
+	b.s = NULL;
+	if (r < 0) {
+		free(*ret_subject);
+		*ret_subject = NULL;
+		goto out;
+	}
+	*ret_n = n;
+	*ret_upto = upto;
+out:
+	sqlite3_finalize(st);
+	free(first_subject);
+	free(states.s);
+	free(parts.s);
+	free(b.s);
+	return r;
+}
+
+static int record_attempt(struct alerts *a, int64_t upto, bool accepted, const char *reply, uint64_t now)
+{
+	sqlite3_stmt *st = NULL;
+	int r;
+
+	if (accepted) {
+		/* One statement: the rows become sent together with the reply. */
+		r = db_prepare(a->db,
+			       "UPDATE alerts SET sent_usec = ?, reply = ?, attempts = attempts + 1, "
+			       "last_error = NULL WHERE sent_usec IS NULL AND id <= ?",
+			       &st);
+		if (r < 0)
+			return r;
+		sqlite3_bind_int64(st, 1, (sqlite3_int64)now);
+		sqlite3_bind_text(st, 2, reply, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 3, upto);
+		r = sqlite3_step(st) == SQLITE_DONE ? 0 : -EIO;
+		if (r < 0)
+			log_errx("alert: mail sent but not recorded: %s", sqlite3_errmsg(a->db));
+		sqlite3_finalize(st);
+		return r;
+	}
+
+	r = db_prepare(a->db,
+		       "SELECT COALESCE(MAX(attempts), 0) FROM alerts "
+		       "WHERE sent_usec IS NULL AND id <= ?",
+		       &st);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, upto);
+	unsigned attempts = sqlite3_step(st) == SQLITE_ROW ? (unsigned)sqlite3_column_int(st, 0) : 0;
+	sqlite3_finalize(st);
+	uint64_t next = now + alerts_backoff_usec(a, attempts + 1);
+
+	r = db_prepare(a->db,
+		       "UPDATE alerts SET attempts = attempts + 1, last_error = ?, "
+		       "next_attempt_usec = ? WHERE sent_usec IS NULL AND id <= ?",
+		       &st);
+	if (r < 0)
+		return r;
+	sqlite3_bind_text(st, 1, reply, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)next);
+	sqlite3_bind_int64(st, 3, upto);
+	r = sqlite3_step(st) == SQLITE_DONE ? 0 : -EIO;
+	sqlite3_finalize(st);
+	if (r < 0) {
+		log_errx("alert: state database: %s", sqlite3_errmsg(a->db));
+		return r;
+	}
+
+	/* Past the deadline: said once at error priority; the row stays
+	 * pending (rerouterctl status) and is still retried at the cap. */
+	r = db_prepare(a->db,
+		       "SELECT change_id, new_state FROM alerts WHERE sent_usec IS NULL "
+		       "AND expired = 0 AND created_usec + ? <= ? AND id <= ?",
+		       &st);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)ALERTS_DEADLINE_USEC);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)now);
+	sqlite3_bind_int64(st, 3, upto);
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		const struct log_field f[] = { { "REROUTER_ACTION", "mail" },
+					       { "REROUTER_STATE",
+						 (const char *)sqlite3_column_text(st, 1) } };
+		log_full(LOG_ERR, 0, f, 2,
+			 "alert: mail for change %lld (%s) still undelivered after %llu h: %s; "
+			 "still retrying",
+			 (long long)sqlite3_column_int64(st, 0), (const char *)sqlite3_column_text(st, 1),
+			 (unsigned long long)(ALERTS_DEADLINE_USEC / USEC_PER_SEC / 3600), reply);
+	}
+	sqlite3_finalize(st);
+	r = db_prepare(a->db,
+		       "UPDATE alerts SET expired = 1 WHERE sent_usec IS NULL AND expired = 0 "
+		       "AND created_usec + ? <= ? AND id <= ?",
+		       &st);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)ALERTS_DEADLINE_USEC);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)now);
+	sqlite3_bind_int64(st, 3, upto);
+	sqlite3_step(st);
+	sqlite3_finalize(st);
 	return 0;
+}
+
+
+/* The mail step's detail in change_steps says what became of the mail, for
+ * rerouterctl history (only detail: its status is the actions' business). */
+static void note_in_steps(struct alerts *a, int64_t upto, bool accepted, const char *reply,
+			  uint64_t now)
+{
+	sqlite3_stmt *st = NULL;
+	char when[64], detail[900];
+
+	format_local(now, when, sizeof when);
+	snprintf(detail, sizeof detail, "%s %s: %s", accepted ? "sent" : "not sent yet, attempt at",
+		 when, reply);
+	if (sqlite3_prepare_v2(a->db,
+			       "UPDATE change_steps SET detail = ? WHERE step = 'mail' AND change_id IN "
+			       "(SELECT change_id FROM alerts WHERE id <= ? AND "
+			       "(sent_usec IS NULL OR sent_usec = ?))",
+			       -1, &st, NULL) != SQLITE_OK)
+		return; /* no change_steps table: nothing to note */
+	sqlite3_bind_text(st, 1, detail, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, upto);
+	sqlite3_bind_int64(st, 3, (sqlite3_int64)now);
+	sqlite3_step(st);
+	sqlite3_finalize(st);
+}
+
+int alerts_record_attempt(struct alerts *a, int64_t upto, bool accepted, const char *reply)
+{
+	uint64_t now = now_usec(a);
+	int r;
+
+	/* A savepoint: one transaction, nested or not in the caller's. */
+	if (sqlite3_exec(a->db, "SAVEPOINT alert_attempt", NULL, NULL, NULL) != SQLITE_OK)
+		log_warnx("alert: state database: %s", sqlite3_errmsg(a->db));
+	r = record_attempt(a, upto, accepted, reply, now);
+	if (r == 0)
+		note_in_steps(a, upto, accepted, reply, now);
+	sqlite3_exec(a->db, r == 0 ? "RELEASE alert_attempt"
+				   : "ROLLBACK TO alert_attempt; RELEASE alert_attempt",
+		     NULL, NULL, NULL);
+	return r;
+}
+
+static void on_sent(CURL *easy, CURLcode result, void *userdata)
+{
+	struct alerts *a = userdata;
+	struct mail_xfer *x = a->xfer;
+	char desc[768];
+	const struct log_field f[] = { { "REROUTER_ACTION", "mail" } };
+	const char *server = a->cfg && a->cfg->mail.server ? a->cfg->mail.server : "the mail server";
+
+	a->xfer = NULL;
+	mail_xfer_describe(x, result, desc, sizeof desc);
+	mail_xfer_free(x);
+	if (result == CURLE_OK) {
+		log_fields(LOG_INFO, f, "alert: mail accepted by %s: %s", server, desc);
+		alerts_record_attempt(a, a->xfer_upto, true, desc);
+	} else {
+		log_fields(LOG_WARNING, f, "alert: mail not sent to %s: %s", server, desc);
+		alerts_record_attempt(a, a->xfer_upto, false, desc);
+	}
+	alerts_kick(a);
 }
 
 void alerts_kick(struct alerts *a)
 {
-	(void)a;
+	uint64_t due, now;
+	char *subject = NULL, *body = NULL, *message = NULL;
+	char err[512];
+	size_t n;
+	int64_t upto;
+	int r;
+
+	if (a->xfer || !a->cfg || !a->cfg->mail.present)
+		return;
+	if (alerts_next_due(a, &due) < 0) {
+		arm(a, now_usec(a) + a->backoff_first_usec);
+		return;
+	}
+	if (due == UINT64_MAX) {
+		if (a->timer)
+			sd_event_source_set_enabled(a->timer, SD_EVENT_OFF);
+		return;
+	}
+	now = now_usec(a);
+	if (due > now) {
+		arm(a, realtime_now(NULL) + (due - now));
+		return;
+	}
+	r = alerts_peek(a, &subject, &body, &n, &upto);
+	if (r < 0 || n == 0)
+		goto out;
+	r = mail_compose(mail_hostname(), a->cfg->mail.from, &a->cfg->mail.to, subject, body, now,
+			 &message);
+	if (r < 0)
+		goto out;
+	r = mail_xfer_new(a->cfg, message, &a->xfer, err, sizeof err);
+	message = NULL;
+	if (r < 0) {
+		log_warnx("alert: mail not sent: %s", err);
+		alerts_record_attempt(a, upto, false, err);
+		a->xfer = NULL;
+		goto rearm;
+	}
+	a->xfer_upto = upto;
+	r = curl_loop_add(a->curl, a->xfer->easy, on_sent, a);
+	if (r < 0) {
+		log_warn_errno(r, "alert: cannot start the mail transfer");
+		alerts_record_attempt(a, upto, false, "cannot start the transfer");
+		a->xfer = mail_xfer_free(a->xfer);
+		goto rearm;
+	}
+	log_debug("alert: sending one mail for %zu change(s): %s", n, subject);
+	goto out;
+rearm:
+	if (alerts_next_due(a, &due) == 0 && due != UINT64_MAX)
+		arm(a, realtime_now(NULL) + (due > now ? due - now : 0));
+out:
+	if (r < 0 && r != -EIO)
+		log_warn_errno(r, "alert: cannot prepare the mail");
+	free(subject);
+	free(body);
+	free(message);
+}
+
+static int on_timer(sd_event_source *s, uint64_t usec, void *userdata)
+{
+	alerts_kick(userdata);
+	return 0;
+}
+
+int alerts_new(sd_event *e, sqlite3 *state_db, const struct cfg *cfg, struct alerts **ret)
+{
+	struct alerts *a = calloc(1, sizeof *a);
+	int r;
+
+	if (!a)
+		return -ENOMEM;
+	a->event = sd_event_ref(e);
+	a->db = state_db;
+	a->cfg = cfg;
+	a->clock = realtime_now;
+	alerts_set_backoff(a, ALERTS_BACKOFF_FIRST_USEC, ALERTS_BACKOFF_CAP_USEC);
+	r = db_exec(state_db, ALERTS_SCHEMA_SQL);
+	if (r < 0)
+		goto fail;
+	r = curl_loop_new(e, &a->curl);
+	if (r < 0)
+		goto fail;
+	/* Armed at 1: what an earlier run left pending goes out once the loop runs. */
+	r = sd_event_add_time(e, &a->timer, CLOCK_REALTIME, 1, 0, on_timer, a);
+	if (r < 0)
+		goto fail;
+	sd_event_source_set_description(a->timer, "alert-mail");
+	*ret = a;
+	return 0;
+fail:
+	alerts_free(a);
+	return r;
+}
+
+void alerts_set_config(struct alerts *a, const struct cfg *cfg)
+{
+	/* A transfer in flight keeps its own copies of the settings. */
+	a->cfg = cfg;
+	if (!a->xfer)
+		arm(a, 1);
 }
 
 struct alerts *alerts_free(struct alerts *a)
 {
+	if (!a)
+		return NULL;
+	if (a->xfer) {
+		curl_loop_remove(a->curl, a->xfer->easy);
+		a->xfer = mail_xfer_free(a->xfer);
+	}
+	curl_loop_free(a->curl);
+	sd_event_source_disable_unref(a->timer);
+	sd_event_unref(a->event);
 	free(a);
 	return NULL;
 }
 
 int alerts_count_pending(sqlite3 *state_db)
 {
-	(void)state_db;
-	return 0;
+	sqlite3_stmt *st = NULL;
+	int r;
+
+	/* A state database from before any alert has no table: nothing pending. */
+	if (sqlite3_prepare_v2(state_db, "SELECT COUNT(*) FROM alerts WHERE sent_usec IS NULL", -1,
+			       &st, NULL) != SQLITE_OK)
+		return strstr(sqlite3_errmsg(state_db), "no such table") ? 0 : -EIO;
+	r = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : -EIO;
+	sqlite3_finalize(st);
+	return r;
+}
+
+/* --- rerouterd --test-mail --- */
+
+struct test_mail {
+	sd_event *event;
+	struct mail_xfer *xfer;
+	CURLcode result;
+};
+
+static void on_test_sent(CURL *easy, CURLcode result, void *userdata)
+{
+	struct test_mail *t = userdata;
+
+	t->result = result;
+	sd_event_exit(t->event, 0);
 }
 
 int alerts_test_mail_main(const struct cfg *cfg)
 {
-	(void)cfg;
-	fprintf(stderr, "rerouterd: --test-mail is not implemented yet\n");
-	return 1;
+	struct test_mail t = { .result = CURLE_FAILED_INIT };
+	struct curl_loop *cl = NULL;
+	char *message = NULL, subject[512], body[1024], err[512], desc[768];
+	int r, ret = 1;
+
+	if (!cfg->mail.present || cfg->mail.to.n == 0) {
+		fprintf(stderr, "%s: no [mail] section with recipients: nothing to test\n", cfg->path);
+		return 1;
+	}
+	r = sd_event_new(&t.event);
+	if (r < 0) {
+		fprintf(stderr, "rerouterd: cannot create an event loop: %s\n", strerror(-r));
+		return 1;
+	}
+	r = curl_loop_new(t.event, &cl);
+	if (r < 0) {
+		fprintf(stderr, "rerouterd: cannot set up libcurl: %s\n", strerror(-r));
+		goto out;
+	}
+	snprintf(subject, sizeof subject, "[rerouter] %s: test message", mail_hostname());
+	snprintf(body, sizeof body,
+		 "This is a test message from rerouterd --test-mail on %s.\n"
+		 "Alerts about the internet connection will come the same way:\n"
+		 "server %s, from %s.\n",
+		 mail_hostname(), cfg->mail.server, cfg->mail.from);
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	r = mail_compose(mail_hostname(), cfg->mail.from, &cfg->mail.to, subject, body,
+			 (uint64_t)ts.tv_sec * USEC_PER_SEC + (uint64_t)ts.tv_nsec / 1000, &message);
+	if (r < 0) {
+		fprintf(stderr, "rerouterd: cannot compose the message: %s\n", strerror(-r));
+		goto out;
+	}
+	r = mail_xfer_new(cfg, message, &t.xfer, err, sizeof err);
+	if (r < 0) {
+		fprintf(stderr, "rerouterd: test mail not sent: %s\n", err);
+		goto out;
+	}
+	r = curl_loop_add(cl, t.xfer->easy, on_test_sent, &t);
+	if (r < 0) {
+		fprintf(stderr, "rerouterd: cannot start the transfer: %s\n", strerror(-r));
+		goto out;
+	}
+	r = sd_event_loop(t.event);
+	if (r < 0) {
+		fprintf(stderr, "rerouterd: event loop failed: %s\n", strerror(-r));
+		goto out;
+	}
+	long code = 0;
+	curl_easy_getinfo(t.xfer->easy, CURLINFO_RESPONSE_CODE, &code);
+	mail_xfer_describe(t.xfer, t.result, desc, sizeof desc);
+	if (t.result == CURLE_OK) {
+		printf("%s accepted the test message (reply code %ld): %s\n", cfg->mail.server, code,
+		       desc);
+		ret = 0;
+	} else {
+		fprintf(stderr, "test mail to %s failed (reply code %ld): %s\n", cfg->mail.server, code,
+			desc);
+	}
+out:
+	mail_xfer_free(t.xfer);
+	curl_loop_free(cl);
+	sd_event_unref(t.event);
+	return ret;
 }

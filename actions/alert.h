@@ -26,3 +26,33 @@ int alerts_count_pending(sqlite3 *state_db);
 
 /* rerouterd --test-mail: exit code, 0 only when the server accepted it. */
 int alerts_test_mail_main(const struct cfg *cfg);
+
+/* --- Beyond the daemon's needs: the schedule, exposed for tests and tools --- */
+#include <stdbool.h>
+#include <stddef.h>
+
+#define ALERTS_BACKOFF_FIRST_USEC (30 * 1000000ULL)
+#define ALERTS_BACKOFF_CAP_USEC (15 * 60 * 1000000ULL)
+/* An alert undelivered this long is logged at error priority (and retried on). */
+#define ALERTS_DEADLINE_USEC (24 * 3600 * 1000000ULL)
+
+/* The clock of the queue: CLOCK_REALTIME in usec (persisted times must
+ * survive a restart). fn NULL restores the real clock. */
+typedef uint64_t (*alerts_clock_fn)(void *userdata);
+void alerts_set_clock(struct alerts *a, alerts_clock_fn fn, void *userdata);
+/* Retry delays: first, doubling, at most cap (default 30 s and 15 min). */
+void alerts_set_backoff(struct alerts *a, uint64_t first_usec, uint64_t cap_usec);
+/* The wait after the given number of failed attempts (1 = the first). */
+uint64_t alerts_backoff_usec(const struct alerts *a, unsigned attempts);
+/* When the next mail may go (UINT64_MAX: nothing pending). */
+int alerts_next_due(struct alerts *a, uint64_t *ret_usec);
+/* The mail that would go now: every pending alert, merged when more than
+ * one (n changes); *ret_upto identifies them for alerts_record_attempt(). */
+int alerts_peek(struct alerts *a, char **ret_subject, char **ret_body, size_t *ret_n,
+		int64_t *ret_upto);
+/* The outcome of an attempt at the mail from alerts_peek(): accepted marks
+ * the alerts sent with the server's reply (one statement); otherwise the
+ * error is kept and the next attempt backs off. */
+int alerts_record_attempt(struct alerts *a, int64_t upto, bool accepted, const char *reply);
+/* One change's part of the mail, from changes and change_steps. */
+int alerts_compose_change(sqlite3 *db, int64_t change_id, char **ret_state, char **ret_body);

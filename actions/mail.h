@@ -1,0 +1,41 @@
+/* One mail message and its SMTP transfer: RFC 5322 composition (CRLF, Date,
+ * Message-ID, MIME text/plain UTF-8) and a libcurl easy handle set up from
+ * [mail] for curl_loop (agent/curl_loop.h). No state, no queue: see alert.c. */
+#pragma once
+
+#include <curl/curl.h>
+#include <stdint.h>
+
+#include "config/config.h"
+
+/* The full message, headers and body, every line ending in CRLF. body may use
+ * bare LF; it is converted. now_usec: CLOCK_REALTIME, for Date and Message-ID. */
+int mail_compose(const char *hostname, const char *from, const struct cfg_list *to,
+		 const char *subject, const char *body, uint64_t now_usec, char **ret);
+
+/* RFC 5322 date-time ("Sat, 21 Nov 2026 05:32:50 +0000"), local zone. */
+void mail_format_date(uint64_t realtime_usec, char *buf, size_t size);
+
+/* This machine's name for subjects, Message-ID and EHLO (never NULL). */
+const char *mail_hostname(void);
+
+struct mail_xfer {
+	CURL *easy;
+	struct curl_slist *rcpt;
+	char *message;
+	size_t len, pos;
+	char errbuf[CURL_ERROR_SIZE];
+	char reply[256];           /* the last line the server sent */
+	char refusal[256];         /* the last 4xx/5xx line: why it failed */
+};
+
+/* Sets up a transfer of message (taken over: freed with the transfer) to
+ * the [mail] recipients. The password is read from password_file now, handed
+ * to curl and wiped. On error, errmsg says why (e.g. the password file). */
+int mail_xfer_new(const struct cfg *cfg, char *message, struct mail_xfer **ret,
+		  char *errmsg, size_t errsize);
+struct mail_xfer *mail_xfer_free(struct mail_xfer *x);
+
+/* After the transfer ended: a line for people, e.g. "250 2.0.0 Ok: queued"
+ * or "Login denied (535 5.7.8 Error: authentication failed)". */
+void mail_xfer_describe(struct mail_xfer *x, CURLcode result, char *buf, size_t size);

@@ -1,0 +1,408 @@
+/* Alert mail without a network: the message format, the body drawn from a
+ * change and its steps, idempotent queueing, merging under min_gap and the
+ * retry schedule, all against a real SQLite state database with a fake clock. */
+#include "config.h"
+
+#include <check.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "actions/alert.h"
+#include "actions/mail.h"
+#include "agent/change.h"
+
+#define SEC USEC_PER_SEC
+#define T0 (1795000000ULL * SEC) /* a fixed wall time, in 2026 */
+
+static uint64_t fake_now;
+static uint64_t fake_clock(void *ud)
+{
+	(void)ud;
+	return fake_now;
+}
+
+static sqlite3 *db;
+static sd_event *ev;
+static struct alerts *al;
+static struct cfg cfg;
+static char *to_v[] = { "admin@example.org", "noc@example.org", NULL };
+
+static void setup(void)
+{
+	ck_assert_int_eq(sqlite3_open(":memory:", &db), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_exec(db, CHANGE_SCHEMA_SQL, NULL, NULL, NULL), SQLITE_OK);
+	ck_assert_int_ge(sd_event_new(&ev), 0);
+	memset(&cfg, 0, sizeof cfg);
+	cfg.path = "test.conf";
+	cfg.mail.present = true;
+	cfg.mail.to.v = to_v;
+	cfg.mail.to.n = 2;
+	cfg.mail.from = "rerouter@hub1.example.org";
+	cfg.mail.server = "smtp://127.0.0.1:1"; /* never reached: the loop does not run */
+	cfg.mail.timeout_usec = 30 * SEC;
+	cfg.mail.min_gap_usec = 300 * SEC;
+	ck_assert_int_eq(alerts_new(ev, db, &cfg, &al), 0);
+	fake_now = T0;
+	alerts_set_clock(al, fake_clock, NULL);
+}
+
+static void teardown(void)
+{
+	al = alerts_free(al);
+	ev = sd_event_unref(ev);
+	sqlite3_close(db);
+}
+
+static int64_t add_change(const char *new_state, const char *old_state, bool no_backup)
+{
+	sqlite3_stmt *st;
+	static const char *const steps[][3] = {
+		{ "connectors", "done", "site-a-internet disabled, site-b-relay enabled" },
+		{ "transport", "done", "restart postfix.service: done" },
+		{ "hook", "failed", "exit status 3" },
+		{ "mail", "pending", "queued" },
+	};
+
+	ck_assert_int_eq(sqlite3_prepare_v2(db,
+			"INSERT INTO changes (at, at_usec, new_state, old_state, prev_since_usec, "
+			"no_backup, runs_text) VALUES ('2026-11-19T12:00:00Z', ?, ?, ?, ?, ?, ?)",
+			-1, &st, NULL), SQLITE_OK);
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)fake_now);
+	sqlite3_bind_text(st, 2, new_state, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, old_state, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, (sqlite3_int64)(fake_now - 3723 * SEC));
+	sqlite3_bind_int(st, 5, no_backup);
+	sqlite3_bind_text(st, 6, "run 1: FAILED\n  isp-gateway ping 198.51.100.1 fail 2003 ms\n",
+			  -1, SQLITE_STATIC);
+	ck_assert_int_eq(sqlite3_step(st), SQLITE_DONE);
+	sqlite3_finalize(st);
+	int64_t id = sqlite3_last_insert_rowid(db);
+	ck_assert_int_eq(sqlite3_prepare_v2(db,
+			"INSERT INTO change_steps (change_id, step, seq, status, detail) "
+			"VALUES (?, ?, ?, ?, ?)", -1, &st, NULL), SQLITE_OK);
+	for (int i = 0; i < 4; i++) {
+		sqlite3_reset(st);
+		sqlite3_bind_int64(st, 1, id);
+		sqlite3_bind_text(st, 2, steps[i][0], -1, SQLITE_STATIC);
+		sqlite3_bind_int(st, 3, i == 3 ? STEP_MAIL : i);
+		sqlite3_bind_text(st, 4, steps[i][1], -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 5, steps[i][2], -1, SQLITE_STATIC);
+		ck_assert_int_eq(sqlite3_step(st), SQLITE_DONE);
+	}
+	sqlite3_finalize(st);
+	return id;
+}
+
+static int rows(const char *sql)
+{
+	sqlite3_stmt *st;
+	ck_assert_int_eq(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+	int n = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	return n;
+}
+
+START_TEST(test_compose_headers)
+{
+	char *m = NULL, *m2 = NULL;
+	struct cfg_list to = { to_v, 2 };
+
+	ck_assert_int_eq(mail_compose("hub1", "rerouter@hub1.example.org", &to,
+				      "[rerouter] hub1: internet\r\nBcc: evil@x DOWN",
+				      "line one\n.dotted\nünïcode\r\nlast", T0, &m), 0);
+	ck_assert_int_eq(mail_compose("hub1", "f@x", &to, "s", "b", T0, &m2), 0);
+
+	/* Every line ends in CRLF, no bare CR or LF anywhere. */
+	for (const char *p = m; *p; p++) {
+		if (*p == '\n')
+			ck_assert(p > m && p[-1] == '\r');
+		if (*p == '\r')
+			ck_assert(p[1] == '\n');
+	}
+	size_t len = strlen(m);
+	ck_assert(len > 2 && !strcmp(m + len - 2, "\r\n"));
+
+	char *hdr_end = strstr(m, "\r\n\r\n");
+	ck_assert_ptr_nonnull(hdr_end);
+	*hdr_end = '\0';
+	ck_assert(!strncmp(m, "Date: ", 6));
+	char wd[4], mon[4], zone[6];
+	int day, year, hh, mm, ss;
+	ck_assert_int_eq(sscanf(m + 6, "%3s, %d %3s %d %d:%d:%d %5s", wd, &day, mon, &year, &hh,
+				&mm, &ss, zone), 8);
+	ck_assert(strstr("MonTueWedThuFriSatSun", wd));
+	ck_assert(strstr("JanFebMarAprMayJunJulAugSepOctNovDec", mon));
+	ck_assert(year == 2026 && (zone[0] == '+' || zone[0] == '-'));
+	ck_assert_ptr_nonnull(strstr(m, "\r\nMessage-ID: <"));
+	ck_assert_ptr_nonnull(strstr(m, "@hub1>\r\n"));
+	ck_assert_ptr_nonnull(strstr(m, "\r\nFrom: rerouter@hub1.example.org\r\n"));
+	ck_assert_ptr_nonnull(strstr(m, "\r\nTo: admin@example.org,\r\n noc@example.org\r\n"));
+	/* A CR/LF in a header value cannot start a header of its own. */
+	ck_assert_ptr_nonnull(strstr(m, "\r\nSubject: [rerouter] hub1: internet  Bcc: evil@x DOWN\r\n"));
+	ck_assert_ptr_null(strstr(m, "\r\nBcc:"));
+	ck_assert_ptr_nonnull(strstr(m, "\r\nMIME-Version: 1.0\r\n"));
+	ck_assert_ptr_nonnull(strstr(m, "\r\nContent-Type: text/plain; charset=UTF-8\r\n"));
+	ck_assert_ptr_nonnull(strstr(m, "\r\nContent-Transfer-Encoding: 8bit"));
+	/* The body as given, dots untouched (curl stuffs them on the wire). */
+	ck_assert_str_eq(hdr_end + 4, "line one\r\n.dotted\r\nünïcode\r\nlast\r\n");
+
+	/* Message-IDs are unique. */
+	char *id1 = strstr(m, "Message-ID: "), *id2 = strstr(m2, "Message-ID: ");
+	ck_assert(strncmp(id1, id2, strcspn(id1, "\r")) != 0);
+	free(m);
+	free(m2);
+}
+END_TEST
+
+START_TEST(test_envelope)
+{
+	struct mail_xfer *x = NULL;
+	char err[256];
+	char *v[] = { "Admin Team <admin@example.org>", "noc@example.org", NULL };
+
+	cfg.mail.to.v = v;
+	cfg.mail.from = "rerouter <rerouter@hub1.example.org>";
+	ck_assert_int_eq(mail_xfer_new(&cfg, strdup("x\r\n"), &x, err, sizeof err), 0);
+	ck_assert_str_eq(x->rcpt->data, "<admin@example.org>");
+	ck_assert_str_eq(x->rcpt->next->data, "<noc@example.org>");
+	x = mail_xfer_free(x);
+
+	/* An unreadable password file is a clear error before any connection. */
+	cfg.mail.username = "alice";
+	cfg.mail.password_file = "/nonexistent/pw";
+	ck_assert_int_eq(mail_xfer_new(&cfg, strdup("x\r\n"), &x, err, sizeof err), -ENOENT);
+	ck_assert_ptr_nonnull(strstr(err, "password_file /nonexistent/pw"));
+	cfg.mail.to.v = to_v;
+}
+END_TEST
+
+START_TEST(test_change_body)
+{
+	char *state = NULL, *body = NULL;
+	int64_t id = add_change("down", "up", false);
+
+	ck_assert_int_eq(alerts_compose_change(db, id, &state, &body), 0);
+	ck_assert_str_eq(state, "down");
+	ck_assert_ptr_nonnull(strstr(body, " is DOWN.\n"));
+	ck_assert_ptr_nonnull(strstr(body, "Time:      "));
+	ck_assert_ptr_nonnull(strstr(body, "(2026-11-19T12:00:00Z)"));
+	ck_assert_ptr_nonnull(strstr(body, "Previous:  UP for 1h 2m (since "));
+	ck_assert_ptr_nonnull(strstr(body, "Deciding runs:\nrun 1: FAILED\n  isp-gateway ping 198.51.100.1 fail 2003 ms\n"));
+	ck_assert_ptr_nonnull(strstr(body, "\n  connectors  done: site-a-internet disabled, site-b-relay enabled\n"));
+	ck_assert_ptr_nonnull(strstr(body, "\n  transport   done: restart postfix.service: done\n"));
+	ck_assert_ptr_nonnull(strstr(body, "\n  hook        failed: exit status 3\n"));
+	ck_assert_ptr_null(strstr(body, "  mail "));
+	ck_assert_ptr_null(strstr(body, "No backup path"));
+	free(state);
+	free(body);
+
+	id = add_change("down", "up", true);
+	ck_assert_int_eq(alerts_compose_change(db, id, &state, &body), 0);
+	ck_assert_ptr_nonnull(strstr(body, "\nNo backup path answered: nothing was rewired.\n"));
+	free(state);
+	free(body);
+
+	ck_assert_int_eq(alerts_compose_change(db, 999, &state, &body), -ENOENT);
+}
+END_TEST
+
+START_TEST(test_enqueue_idempotent)
+{
+	int64_t id = add_change("down", "up", false);
+	char *s = NULL, *b = NULL;
+	size_t n;
+	int64_t upto;
+
+	ck_assert_int_eq(alerts_count_pending(db), 0);
+	ck_assert_int_eq(alerts_enqueue_change(al, id), 0);
+	ck_assert_int_eq(alerts_enqueue_change(al, id), 0);
+	ck_assert_int_eq(alerts_count_pending(db), 1);
+	ck_assert_int_eq(alerts_peek(al, &s, &b, &n, &upto), 0);
+	ck_assert_int_eq(n, 1);
+	ck_assert(!strncmp(s, "[rerouter] ", 11));
+	free(s);
+	free(b);
+}
+END_TEST
+
+START_TEST(test_enqueue_idempotent_after_send)
+{
+	int64_t id = add_change("down", "up", false);
+	char *s = NULL, *b = NULL;
+	size_t n;
+	int64_t upto;
+	char expect[300];
+
+	ck_assert_int_eq(alerts_enqueue_change(al, id), 0);
+	ck_assert_int_eq(alerts_peek(al, &s, &b, &n, &upto), 0);
+	snprintf(expect, sizeof expect, "[rerouter] %s: internet connection DOWN", mail_hostname());
+	ck_assert_str_eq(s, expect);
+	ck_assert_ptr_null(strstr(b, "==== Change"));
+	ck_assert_ptr_nonnull(strstr(b, " is DOWN.\n"));
+	free(s);
+	free(b);
+	ck_assert_int_eq(alerts_record_attempt(al, upto, true, "250 2.0.0 Ok: queued"), 0);
+	ck_assert_int_eq(alerts_count_pending(db), 0);
+	/* Repeated after a crash: nothing new is queued, nothing sent twice. */
+	ck_assert_int_eq(alerts_enqueue_change(al, id), 0);
+	ck_assert_int_eq(alerts_count_pending(db), 0);
+	ck_assert_int_eq(rows("SELECT COUNT(*) FROM alerts"), 1);
+	ck_assert_int_eq(rows("SELECT COUNT(*) FROM alerts WHERE reply = '250 2.0.0 Ok: queued'"), 1);
+	/* History shows what became of the mail. */
+	ck_assert_int_eq(rows("SELECT COUNT(*) FROM change_steps WHERE step = 'mail' AND "
+			      "status = 'pending' AND detail LIKE 'sent %: 250 2.0.0 Ok: queued'"), 1);
+}
+END_TEST
+
+START_TEST(test_merge_min_gap)
+{
+	char *s = NULL, *b = NULL, expect[300];
+	size_t n;
+	int64_t upto;
+	uint64_t due;
+
+	/* The first change after a quiet time goes at once. */
+	ck_assert_int_eq(alerts_next_due(al, &due), 0);
+	ck_assert_uint_eq(due, UINT64_MAX);
+	ck_assert_int_eq(alerts_enqueue_change(al, add_change("down", "up", false)), 0);
+	ck_assert_int_eq(alerts_next_due(al, &due), 0);
+	ck_assert_uint_eq(due, T0);
+	ck_assert_int_eq(alerts_peek(al, &s, &b, &n, &upto), 0);
+	free(s), free(b);
+	ck_assert_int_eq(alerts_record_attempt(al, upto, true, "250 ok"), 0);
+
+	/* Three more within min_gap: they wait for it and go as one mail. */
+	const char *seq[] = { "up", "down", "up" };
+	for (int i = 0; i < 3; i++) {
+		fake_now = T0 + (uint64_t)(i + 1) * 10 * SEC;
+		ck_assert_int_eq(alerts_enqueue_change(al, add_change(seq[i], i % 2 ? "up" : "down", false)), 0);
+		ck_assert_int_eq(alerts_next_due(al, &due), 0);
+		ck_assert_uint_eq(due, T0 + 300 * SEC);
+	}
+	fake_now = T0 + 300 * SEC;
+	ck_assert_int_eq(alerts_peek(al, &s, &b, &n, &upto), 0);
+	ck_assert_int_eq(n, 3);
+	snprintf(expect, sizeof expect,
+		 "[rerouter] %s: internet connection UP (3 changes: up, down, up)", mail_hostname());
+	ck_assert_str_eq(s, expect);
+	ck_assert_ptr_nonnull(strstr(b, "changed state 3 times"));
+	ck_assert_ptr_nonnull(strstr(b, "it is now UP."));
+	ck_assert_ptr_nonnull(strstr(b, "==== Change 1 ====\n\nThe internet connection of"));
+	ck_assert_ptr_nonnull(strstr(b, "==== Change 3 ===="));
+	ck_assert_ptr_null(strstr(b, "==== Change 4 ===="));
+	free(s), free(b);
+
+	/* A change while that mail is in flight is not part of it. */
+	fake_now += 1 * SEC;
+	ck_assert_int_eq(alerts_enqueue_change(al, add_change("down", "up", false)), 0);
+	ck_assert_int_eq(alerts_record_attempt(al, upto, true, "250 ok"), 0);
+	ck_assert_int_eq(alerts_count_pending(db), 1);
+	ck_assert_int_eq(rows("SELECT COUNT(DISTINCT sent_usec) FROM alerts WHERE sent_usec IS NOT NULL"), 2);
+	/* ... and waits min_gap after the mail that just went. */
+	ck_assert_int_eq(alerts_next_due(al, &due), 0);
+	ck_assert_uint_eq(due, fake_now + 300 * SEC);
+}
+END_TEST
+
+START_TEST(test_backoff_schedule)
+{
+	static const uint64_t expect[] = { 30, 60, 120, 240, 480, 900, 900, 900 };
+	char *s = NULL, *b = NULL;
+	size_t n;
+	int64_t upto;
+	uint64_t due;
+
+	for (unsigned i = 0; i < sizeof expect / sizeof expect[0]; i++)
+		ck_assert_uint_eq(alerts_backoff_usec(al, i + 1), expect[i] * SEC);
+	ck_assert_uint_eq(alerts_backoff_usec(al, 1000), 900 * SEC);
+
+	ck_assert_int_eq(alerts_enqueue_change(al, add_change("down", "up", false)), 0);
+	unsigned attempts = 0;
+	/* Fail at every due time for a little over a day. */
+	while (fake_now < T0 + ALERTS_DEADLINE_USEC + 900 * SEC) {
+		ck_assert_int_eq(alerts_next_due(al, &due), 0);
+		if (attempts < sizeof expect / sizeof expect[0] && attempts > 0)
+			ck_assert_uint_eq(due - fake_now, expect[attempts - 1] * SEC);
+		fake_now = due;
+		ck_assert_int_eq(alerts_peek(al, &s, &b, &n, &upto), 0);
+		ck_assert_int_eq(n, 1);
+		free(s), free(b);
+		ck_assert_int_eq(alerts_record_attempt(al, upto, false, "Failed to connect"), 0);
+		attempts++;
+		ck_assert_int_eq(rows("SELECT expired FROM alerts"),
+				 fake_now >= T0 + ALERTS_DEADLINE_USEC);
+	}
+	/* Still pending and visible, never dropped; about 100 attempts a day. */
+	ck_assert_int_eq(alerts_count_pending(db), 1);
+	ck_assert_uint_ge(attempts, 95);
+	ck_assert_uint_le(attempts, 105);
+	ck_assert_int_eq(rows("SELECT attempts FROM alerts"), (int)attempts);
+
+	/* A new change is sent with it at once, not after the 15 min wait. */
+	fake_now += 10 * SEC;
+	ck_assert_int_eq(alerts_enqueue_change(al, add_change("up", "down", false)), 0);
+	ck_assert_int_eq(alerts_next_due(al, &due), 0);
+	ck_assert_uint_eq(due, fake_now);
+	ck_assert_int_eq(alerts_peek(al, &s, &b, &n, &upto), 0);
+	ck_assert_int_eq(n, 2);
+	free(s), free(b);
+	ck_assert_int_eq(alerts_record_attempt(al, upto, true, "250 ok"), 0);
+	ck_assert_int_eq(alerts_count_pending(db), 0);
+}
+END_TEST
+
+START_TEST(test_clock_step_back)
+{
+	uint64_t due;
+
+	ck_assert_int_eq(alerts_enqueue_change(al, add_change("down", "up", false)), 0);
+	/* The wall clock steps back a day: the wait stays bounded. */
+	fake_now = T0 - 86400 * SEC;
+	ck_assert_int_eq(alerts_next_due(al, &due), 0);
+	ck_assert_uint_le(due, fake_now + 900 * SEC);
+}
+END_TEST
+
+START_TEST(test_no_mail_section)
+{
+	cfg.mail.present = false;
+	ck_assert_int_eq(alerts_enqueue_change(al, add_change("down", "up", false)), 0);
+	ck_assert_int_eq(alerts_count_pending(db), 0);
+}
+END_TEST
+
+START_TEST(test_count_without_table)
+{
+	sqlite3 *fresh;
+
+	ck_assert_int_eq(sqlite3_open(":memory:", &fresh), SQLITE_OK);
+	ck_assert_int_eq(alerts_count_pending(fresh), 0);
+	sqlite3_close(fresh);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("alert");
+	TCase *tc = tcase_create("alert");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, test_compose_headers);
+	tcase_add_test(tc, test_envelope);
+	tcase_add_test(tc, test_change_body);
+	tcase_add_test(tc, test_enqueue_idempotent);
+	tcase_add_test(tc, test_enqueue_idempotent_after_send);
+	tcase_add_test(tc, test_merge_min_gap);
+	tcase_add_test(tc, test_backoff_schedule);
+	tcase_add_test(tc, test_clock_step_back);
+	tcase_add_test(tc, test_no_mail_section);
+	tcase_add_test(tc, test_count_without_table);
+	suite_add_tcase(s, tc);
+	SRunner *sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

@@ -3,9 +3,11 @@
 #include "config.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "actions/actions.h"
@@ -309,10 +311,17 @@ int actions_ctl_init(const struct cfg *cfg)
 	sqlite3 *db = NULL;
 	int r;
 
+	struct stat st;
+	bool existed = stat(cfg->transport.database, &st) == 0;
+
 	r = conn_open(cfg->transport.database, CONN_OPEN_CREATE, CTL_BUSY_TIMEOUT_MSEC, &db);
 	if (r == 0)
 		r = conn_init(db);
 	sqlite3_close(db);
+	/* Postfix's trivial-rewrite reads the map as user postfix: a new file
+	 * must not inherit a strict umask of root's. */
+	if (r == 0 && !existed && chmod(cfg->transport.database, 0644) < 0)
+		r = -errno;
 	if (r < 0) {
 		fprintf(stderr, "rerouterctl: %s: cannot create the transport database: %s\n",
 			cfg->transport.database, strerror(-r));

@@ -240,8 +240,11 @@ int mail_xfer_new(const struct cfg *cfg, char *message, struct mail_xfer **ret,
 	else
 		snprintf(url, sizeof url, "%s", server);
 
+	/* With a password to send, "auto" means TLS or nothing: a stripped
+	 * STARTTLS must not make curl send AUTH in clear. */
 	long use_ssl = cfg->mail.starttls == STARTTLS_ALWAYS ? (long)CURLUSESSL_ALL
 		     : cfg->mail.starttls == STARTTLS_NEVER ? (long)CURLUSESSL_NONE
+		     : cfg->mail.username                   ? (long)CURLUSESSL_ALL
 							    : (long)CURLUSESSL_TRY;
 	long timeout_ms = (long)(cfg->mail.timeout_usec / 1000);
 	if (timeout_ms <= 0)

@@ -203,6 +203,12 @@ int curl_loop_add(struct curl_loop *cl, CURL *easy, curl_loop_done_fn done, void
 	x->done = done;
 	x->userdata = userdata;
 	curl_easy_setopt(easy, CURLOPT_PRIVATE, x);
+	/* Never wait on the loop for a resolver thread stuck in getaddrinfo()
+	 * when a transfer times out or is removed: detach it instead. */
+	curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
+#if LIBCURL_VERSION_NUM >= 0x075700
+	curl_easy_setopt(easy, CURLOPT_QUICK_EXIT, 1L);
+#endif
 	if (curl_multi_add_handle(cl->multi, easy) != CURLM_OK) {
 		curl_easy_setopt(easy, CURLOPT_PRIVATE, NULL);
 		free(x);

@@ -29,12 +29,24 @@ static void usage(FILE *f)
 		CFG_DEFAULT_PATH);
 }
 
+static bool list_has(const struct cfg_list *l, const char *name)
+{
+	for (size_t i = 0; i < l->n; i++)
+		if (!strcmp(l->v[i], name))
+			return true;
+	return false;
+}
+
+/* FILE:LINE of the section that names the connector, as config errors read. */
 static void report_missing(const char *name, void *ud)
 {
 	const struct cfg *c = ud;
-	fprintf(stderr, "%s: connector '%s' is not in the transport database %s\n", c->path, name,
-		c->transport.database);
-	(void)c;
+	const struct cfg_toggle *t = &c->on_down;
+
+	if (!list_has(&t->enable, name) && !list_has(&t->disable, name))
+		t = &c->on_up;
+	fprintf(stderr, "%s:%u: [%s] connector '%s' is not in the transport database %s\n", c->path,
+		t->line, t == &c->on_down ? "on_down" : "on_up", name, c->transport.database);
 }
 
 int main(int argc, char **argv)

@@ -101,8 +101,9 @@ int state_open(const char *path, bool readonly, sqlite3 **ret)
 		goto fail;
 	}
 	/* The daemon writes while rerouterctl reads: wait for a lock briefly
-	 * rather than failing at once. */
-	sqlite3_busy_timeout(db, 2000);
+	 * rather than failing at once. A writer (the daemon) waits on its loop,
+	 * so only a little: its callers log and retry. */
+	sqlite3_busy_timeout(db, readonly ? 2000 : 250);
 	if (!readonly) {
 		/* WAL + synchronous=FULL: a committed transaction survives kill -9
 		 * and power loss; readers never block the writer. */

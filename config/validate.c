@@ -325,6 +325,11 @@ static void build_mail(struct ctx *x)
 			bad(x, s, K_MAIL_PASSWORD_FILE, 0, "set without username");
 		check_password_file(x, s, c->mail.password_file);
 	}
+	/* A password must never cross the network in clear. */
+	if (c->mail.username && c->mail.starttls == STARTTLS_NEVER &&
+	    (!c->mail.server || strncmp(c->mail.server, "smtps://", 8) != 0))
+		bad(x, s, K_MAIL_STARTTLS, 0,
+		    "never would send the password of username in clear over smtp://; use auto, always or smtps://");
 	get_duration(x, s, K_MAIL_TIMEOUT, MSEC(10), HOUR(1), &c->mail.timeout_usec);
 	get_duration(x, s, K_MAIL_MIN_GAP, 0, HOUR(24), &c->mail.min_gap_usec);
 }

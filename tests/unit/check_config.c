@@ -768,6 +768,7 @@ static const struct { const char *text, *msg; } one_error[] = {
 	{ "[mail]\nto = a@b.org\nfrom = rerouter\n", "t.conf:3: [mail] from: 'rerouter' is not a valid mail address (expected local@domain)" },
 	{ "[mail]\nto = a@b.org\nserver = localhost:25\n", "t.conf:3: [mail] server: expected smtp://host[:port] or smtps://host[:port], got 'localhost:25'" },
 	{ "[mail]\nto = a@b.org\nstarttls = yes\n", "t.conf:3: [mail] starttls: expected auto, always or never, got 'yes'" },
+	{ "[mail]\nto = a@b.org\nusername = u\nstarttls = never\n", "t.conf:4: [mail] starttls: never would send the password of username in clear over smtp://; use auto, always or smtps://" },
 	{ "[mail]\nto = a@b.org\npassword_file = relative\n", "t.conf:3: [mail] password_file: expected an absolute path or nothing, got 'relative'" },
 	{ "[mail]\nto = a@b.org\nusername = u\npassword_file = /nonexistent/pw\n", "t.conf:4: [mail] password_file: cannot use /nonexistent/pw: No such file or directory" },
 	{ "[mail]\nto = a@b.org\nusername = u\npassword_file = /\n", "t.conf:4: [mail] password_file: / is not a regular file" },

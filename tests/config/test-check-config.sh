@@ -58,6 +58,28 @@ check "broken file: every error with its line" 2 "$T/broken.want" -- \
 echo "$T/missing.conf: cannot read: No such file or directory" >"$T/missing.want"
 check "missing file" 2 "$T/missing.want" -- "$D" --check-config -c "$T/missing.conf"
 
+# A connector the config names but the transport database lacks.
+cat >"$T/conn.conf" <<CONF
+[agent]
+failed_checks = 1
+state_db = $T/state.db
+[check "a"]
+type = tcp
+target = 127.0.0.1:9
+[on_down]
+disable = site-a
+enable = site-b
+[transport]
+database = $T/transport.db
+CONF
+"$RR_BUILDDIR/rerouterctl" -c "$T/conn.conf" init >/dev/null
+sqlite3 "$T/transport.db" "INSERT INTO send_connectors (name, smart_host) VALUES ('site-a', '[127.0.0.1]:25')"
+echo "$T/conn.conf:7: [on_down] connector 'site-b' is not in the transport database $T/transport.db" >"$T/conn.want"
+check "connector missing from the transport database" 2 "$T/conn.want" -- \
+	"$D" --check-config -c "$T/conn.conf"
+sqlite3 "$T/transport.db" "INSERT INTO send_connectors (name, smart_host) VALUES ('site-b', '[127.0.0.2]:25')"
+check "every connector present" 0 "$T/ok.want" -- "$D" --check-config -c "$T/conn.conf"
+
 check "--help" 0 "" -- "$D" --help
 grep -q -- "--check-config" "$T/out" || { echo "FAIL: --help does not mention --check-config"; fails=$((fails + 1)); }
 check "--version" 0 "" -- "$D" --version

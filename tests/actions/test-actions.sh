@@ -174,6 +174,8 @@ rr_expect_eq "connectors skipped" "skipped|no backup path" "$(step_of "$(last_ch
 rr_expect_eq "site A still routes" "smtp:[127.0.3.1]:20025" "$(route)"
 
 if [ "$RR_FAILURES" -gt 0 ]; then
+	# The private journal dies with the mount namespace: keep a copy.
+	journalctl -D "$RR_JOURNAL_DIR" --no-pager -o short-precise >"$T/journal.txt" 2>&1
 	rr_log "$RR_FAILURES check(s) failed; logs in $T"
 	exit 1
 fi

@@ -477,8 +477,11 @@ static void icmp_stop(struct probe_check *c)
 	g->member[ic->idx] = NULL;
 	/* The last member to give up lets the worker go; it frees g when done. */
 	if (atomic_fetch_sub(&g->attached, 1) == 1 && g->job) {
-		probe_job_abandon(g->job);
+		struct probe_job *j = g->job;
+
+		/* g may be freed right here, if the worker has already returned. */
 		g->job = NULL;
+		probe_job_abandon(j);
 	}
 	free(ic);
 }

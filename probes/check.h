@@ -37,12 +37,23 @@ struct probe_check {
 	bool finished;
 };
 
+/* icmp.c: ping checks with the same options share one liboping object and
+ * worker; start() only enrols a check in the run's list of groups, and the run
+ * launches them all once every check has been started. */
+struct ping_group;
+struct ping_group **probe_run_ping_groups(struct probe_run *run);
+void probe_icmp_launch(struct ping_group **pending, sd_event *e);
+
 extern const struct probe_ops probe_icmp_ops, probe_http_ops, probe_tcp_ops, probe_smtp_ops;
 
 /* Record the outcome (the first call wins), stop the check, and let the run
  * report once the last check has finished. */
 void probe_finish(struct probe_check *c, enum probe_outcome o, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+/* The same, with the elapsed time measured up to end_usec (CLOCK_MONOTONIC, not
+ * later than now): when the check's answer came, if it was known earlier. */
+void probe_finish_at(struct probe_check *c, uint64_t end_usec, enum probe_outcome o,
+		     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 /* The run's libcurl multi handle on the loop, created on first use. */
 int probe_curl_loop(struct probe_check *c, struct curl_loop **ret);
 uint64_t probe_now_usec(void);

@@ -13,6 +13,10 @@
 
 #include "probes/check.h"
 
+#ifndef RECV_BUFFER
+#define RECV_BUFFER 2048
+#endif
+
 static size_t on_body(char *ptr, size_t size, size_t nmemb, void *userdata)
 {
 	struct probe_curl *pc = userdata;
@@ -79,6 +83,11 @@ int probe_curl_new(struct probe_check *c, const char *url, probe_curl_answered_f
 	curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
 	curl_easy_setopt(e, CURLOPT_FORBID_REUSE, 1L);
 	curl_easy_setopt(e, CURLOPT_USERAGENT, "rerouter/" PACKAGE_VERSION);
+	/* A check reads a status line and headers (curl gathers them on its own)
+	 * or SMTP replies (at most 512 octets a line, RFC 5321), never a body: the
+	 * default 16 KiB receive buffer per transfer only costs memory in a run
+	 * of hundreds of checks. */
+	curl_easy_setopt(e, CURLOPT_BUFFERSIZE, (long)RECV_BUFFER);
 	if (cc->proxy) {
 		curl_easy_setopt(e, CURLOPT_PROXY, cc->proxy);
 		/* Nothing from the environment, no_proxy included. */

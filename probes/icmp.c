@@ -1,10 +1,25 @@
 /* ping check: liboping on a worker thread, because ping_send() blocks for its
  * timeout. `count` echo requests, each reply waited for `timeout`; pass when
- * at least `min_replies` answered. The worker resolves the name itself and
- * keeps within count * timeout (DNS included) by shortening the last waits;
- * the loop's deadline, a little later, is the hard cap: a worker still busy
- * then is abandoned (`dns timeout` if it was still resolving) and frees its
- * own state when it returns. */
+ * at least `min_replies` answered.
+ *
+ * The ping checks of a run that share their options (count, timeout, source,
+ * mark, address family) and name an IP address form one group: one liboping
+ * object, one raw socket, one worker thread, one ping_send() per round for all
+ * of them. A raw ICMP socket sees every echo reply the host receives, so N
+ * sockets cost N copies of each reply, and N threads N stacks: grouping keeps
+ * a run of hundreds of pings cheap. Each check keeps its own outcome, reason,
+ * elapsed time (for a pass, when its last reply arrived) and its own deadline.
+ *
+ * A target given by name is a group of its own: its getaddrinfo() may hang on
+ * a silent resolver, and only its own check may wait for that (it ends with
+ * `dns timeout` at its deadline). Resolving names up front, apart from the
+ * group, would need a second thread per name and a group that waits for the
+ * slowest one; names are rare among ping targets, so they stay alone.
+ *
+ * The worker keeps within count * timeout (DNS included) by shortening the
+ * last waits; the loop's deadline, a little later, is the hard cap: a group
+ * whose checks have all given up is abandoned and frees its own state when
+ * the worker returns. */
 #include "config.h"
 
 #include <arpa/inet.h>
@@ -19,42 +34,70 @@
 
 enum { STAGE_RESOLVING, STAGE_PINGING, STAGE_DONE };
 
-struct icmp_job {
-	/* Copies of the check: the worker may outlive the run and its cfg. */
-	char *host, *source;
+/* One check's target in a group; written by the worker, read by the loop
+ * only after the worker signalled. */
+struct ping_target {
+	char *host;                  /* copy: the worker may outlive the cfg */
+	char addr[INET6_ADDRSTRLEN]; /* numeric, what liboping gets */
+	long same_as;                /* an earlier target with this address, or -1 */
+	bool added;                  /* known to liboping */
+	enum probe_outcome outcome;  /* PASSED: judged against min_replies on the loop */
+	unsigned sent, replies;
+	double rtt_sum_ms;
+	uint64_t answered_usec;      /* when its reply in the last round arrived; 0: none */
+	char msg[128];
+};
+
+struct ping_group {
+	struct ping_group *next;     /* the run's groups not launched yet (loop) */
+	/* The options every member shares; copies, as for the hosts. */
+	char *source;
 	bool source_is_ifname, has_mark;
 	uint32_t mark;
 	unsigned count;
 	uint64_t timeout_usec, end_usec;
+	int family;                  /* AF_INET/AF_INET6; AF_UNSPEC for a name */
+	bool by_name;                /* a hostname: a group of its own */
 	atomic_int stage;
-	atomic_bool abandoned;
-	/* Results, read by the loop only after the worker signalled. */
-	enum probe_outcome outcome;
-	unsigned sent, replies;
-	double rtt_sum_ms;
-	char msg[128];
-	struct icmp *owner; /* touched by the loop only */
+	atomic_int attached;         /* members whose check still waits */
+	size_t n, allocated;
+	struct ping_target *t;
+	/* Loop only. */
+	struct icmp **member;        /* member[i] is NULL once its check stopped */
+	struct probe_job *job;
 };
 
 struct icmp {
 	struct probe_check *check;
-	struct icmp_job *job_arg;
-	struct probe_job *job;
+	struct ping_group *group;
+	size_t idx;
 };
 
-static void icmp_job_free(void *arg)
+static void group_free(void *arg)
 {
-	struct icmp_job *j = arg;
+	struct ping_group *g = arg;
 
-	free(j->host);
-	free(j->source);
-	free(j);
+	for (size_t i = 0; i < g->n; i++)
+		free(g->t[i].host);
+	free(g->t);
+	free(g->member);
+	free(g->source);
+	free(g);
 }
 
-static void job_fail(struct icmp_job *j, enum probe_outcome o, const char *what, const char *err)
+static void target_fail(struct ping_target *t, enum probe_outcome o, const char *what,
+			const char *err)
 {
-	j->outcome = o;
-	snprintf(j->msg, sizeof j->msg, "%s: %s", what, err);
+	t->outcome = o;
+	snprintf(t->msg, sizeof t->msg, "%s: %s", what, err);
+}
+
+static void group_fail(struct ping_group *g, enum probe_outcome o, const char *what,
+		       const char *err)
+{
+	for (size_t i = 0; i < g->n; i++)
+		if (g->t[i].outcome == PROBE_PASSED)
+			target_fail(&g->t[i], o, what, err);
 }
 
 static enum probe_outcome oping_error_outcome(const char *err)
@@ -65,163 +108,359 @@ static enum probe_outcome oping_error_outcome(const char *err)
 	return PROBE_ERROR;
 }
 
-static void icmp_work(void *arg)
+static int source_family(const struct ping_group *g)
 {
-	struct icmp_job *j = arg;
-	struct addrinfo hints = { .ai_socktype = SOCK_DGRAM }, *ai = NULL;
-	char addr[INET6_ADDRSTRLEN];
-	pingobj_t *p = NULL;
-	int family = AF_UNSPEC, r;
+	struct in6_addr a6;
 
-	j->outcome = PROBE_ERROR;
-	if (j->source && !j->source_is_ifname) {
-		struct in6_addr a6;
-		family = strchr(j->source, ':') && inet_pton(AF_INET6, j->source, &a6) == 1 ? AF_INET6
-											    : AF_INET;
-	}
-	hints.ai_family = family;
-	hints.ai_protocol = 0;
-	/* The only step that may hang on DNS; liboping gets a literal after it. */
-	r = getaddrinfo(j->host, NULL, &hints, &ai);
+	if (!g->source || g->source_is_ifname)
+		return AF_UNSPEC;
+	return inet_pton(AF_INET6, g->source, &a6) == 1 ? AF_INET6 : AF_INET;
+}
+
+/* A group of one hostname: the only step that may hang on DNS. */
+static int resolve_by_name(struct ping_group *g)
+{
+	struct ping_target *t = &g->t[0];
+	struct addrinfo hints = { .ai_socktype = SOCK_DGRAM, .ai_family = source_family(g) };
+	struct addrinfo *ai = NULL;
+	int r;
+
+	r = getaddrinfo(t->host, NULL, &hints, &ai);
 	if (r) {
-		job_fail(j, r == EAI_AGAIN ? PROBE_DNS_TIMEOUT : PROBE_DNS_FAILURE, j->host,
-			 gai_strerror(r));
-		goto out;
+		target_fail(t, r == EAI_AGAIN ? PROBE_DNS_TIMEOUT : PROBE_DNS_FAILURE, t->host,
+			    gai_strerror(r));
+		return -ENOENT;
 	}
-	if (getnameinfo(ai->ai_addr, ai->ai_addrlen, addr, sizeof addr, NULL, 0, NI_NUMERICHOST)) {
-		job_fail(j, PROBE_DNS_FAILURE, j->host, "no usable address");
-		goto out;
+	r = getnameinfo(ai->ai_addr, ai->ai_addrlen, t->addr, sizeof t->addr, NULL, 0,
+			NI_NUMERICHOST);
+	g->family = ai->ai_family;
+	freeaddrinfo(ai);
+	if (r) {
+		target_fail(t, PROBE_DNS_FAILURE, t->host, "no usable address");
+		return -ENOENT;
 	}
-	family = ai->ai_family;
-	atomic_store(&j->stage, STAGE_PINGING);
+	return 0;
+}
 
-	p = ping_construct();
+static pingobj_t *group_open(struct ping_group *g)
+{
+	pingobj_t *p = ping_construct();
+
 	if (!p) {
-		job_fail(j, PROBE_ERROR, "ping", "out of memory");
-		goto out;
+		group_fail(g, PROBE_ERROR, "ping", "out of memory");
+		return NULL;
 	}
-	ping_setopt(p, PING_OPT_AF, &family);
-	if (j->source && j->source_is_ifname && ping_setopt(p, PING_OPT_DEVICE, j->source) != 0) {
-		job_fail(j, PROBE_ERROR, j->source, ping_get_error(p));
-		goto out;
+	ping_setopt(p, PING_OPT_AF, &g->family);
+	if (g->source && g->source_is_ifname && ping_setopt(p, PING_OPT_DEVICE, g->source) != 0) {
+		group_fail(g, PROBE_ERROR, g->source, ping_get_error(p));
+		goto fail;
 	}
-	if (j->source && !j->source_is_ifname && ping_setopt(p, PING_OPT_SOURCE, j->source) != 0) {
-		job_fail(j, PROBE_ERROR, j->source, ping_get_error(p));
-		goto out;
+	if (g->source && !g->source_is_ifname && ping_setopt(p, PING_OPT_SOURCE, g->source) != 0) {
+		group_fail(g, PROBE_ERROR, g->source, ping_get_error(p));
+		goto fail;
 	}
-	if (j->has_mark) {
-		int mark = (int)j->mark;
+	if (g->has_mark) {
+		int mark = (int)g->mark;
 		if (ping_setopt(p, PING_OPT_MARK, &mark) != 0) {
-			job_fail(j, PROBE_ERROR, "mark", ping_get_error(p));
-			goto out;
+			group_fail(g, PROBE_ERROR, "mark", ping_get_error(p));
+			goto fail;
 		}
 	}
-	if (ping_host_add(p, addr) != 0) {
-		job_fail(j, PROBE_ERROR, addr, ping_get_error(p));
-		goto out;
+	return p;
+fail:
+	ping_destroy(p);
+	return NULL;
+}
+
+/* Add every target; one that liboping refuses fails alone. Returns how many
+ * hosts the object holds, each iterator's context pointing at its target. */
+static size_t group_add_hosts(struct ping_group *g, pingobj_t *p)
+{
+	size_t added = 0;
+
+	for (size_t i = 0; i < g->n; i++) {
+		struct ping_target *t = &g->t[i];
+
+		/* liboping keeps one host per address: a duplicate shares its results. */
+		if (t->outcome != PROBE_PASSED || t->same_as >= 0)
+			continue;
+		if (ping_host_add(p, t->addr) != 0) {
+			target_fail(t, oping_error_outcome(ping_get_error(p)), t->addr,
+				    ping_get_error(p));
+			continue;
+		}
+		t->added = true;
+		added++;
 	}
-	for (unsigned i = 0; i < j->count && !atomic_load(&j->abandoned); i++) {
-		uint64_t now = probe_now_usec(), wait = j->timeout_usec;
+	/* The iterator names a host by the string it was added with. */
+	for (pingobj_iter_t *it = ping_iterator_get(p); it; it = ping_iterator_next(it)) {
+		char name[INET6_ADDRSTRLEN + 1];
+		size_t len = sizeof name;
+
+		ping_iterator_set_context(it, NULL);
+		if (ping_iterator_get_info(it, PING_INFO_USERNAME, name, &len) != 0)
+			continue;
+		name[sizeof name - 1] = '\0';
+		for (size_t i = 0; i < g->n; i++)
+			if (g->t[i].added && strcmp(g->t[i].addr, name) == 0) {
+				ping_iterator_set_context(it, &g->t[i]);
+				break;
+			}
+	}
+	return added;
+}
+
+static void group_rounds(struct ping_group *g, pingobj_t *p)
+{
+	for (unsigned round = 0; round < g->count && atomic_load(&g->attached) > 0; round++) {
+		uint64_t now = probe_now_usec(), wait = g->timeout_usec;
 		double secs;
 
-		if (now + 10 * USEC_PER_MSEC >= j->end_usec)
+		if (now + 10 * USEC_PER_MSEC >= g->end_usec)
 			break;
 		/* Whatever DNS took comes out of the last waits, not past the deadline. */
-		if (wait > j->end_usec - now)
-			wait = j->end_usec - now;
+		if (wait > g->end_usec - now)
+			wait = g->end_usec - now;
 		secs = (double)wait / USEC_PER_SEC;
 		ping_setopt(p, PING_OPT_TIMEOUT, &secs);
-		j->sent++;
-		r = ping_send(p);
-		if (r < 0) {
-			job_fail(j, oping_error_outcome(ping_get_error(p)), "ping", ping_get_error(p));
-			goto out;
+		for (size_t i = 0; i < g->n; i++)
+			if (g->t[i].added && g->t[i].outcome == PROBE_PASSED) {
+				g->t[i].sent++;
+				g->t[i].answered_usec = 0;
+			}
+		if (ping_send(p) < 0) {
+			group_fail(g, oping_error_outcome(ping_get_error(p)), "ping",
+				   ping_get_error(p));
+			return;
 		}
 		for (pingobj_iter_t *it = ping_iterator_get(p); it; it = ping_iterator_next(it)) {
+			struct ping_target *t = ping_iterator_get_context(it);
 			double latency = -1;
 			size_t len = sizeof latency;
 
-			if (ping_iterator_get_info(it, PING_INFO_LATENCY, &latency, &len) == 0 &&
+			if (t && ping_iterator_get_info(it, PING_INFO_LATENCY, &latency, &len) == 0 &&
 			    latency >= 0) {
-				j->replies++;
-				j->rtt_sum_ms += latency;
+				t->replies++;
+				t->rtt_sum_ms += latency;
+				t->answered_usec = now + (uint64_t)(latency * USEC_PER_MSEC);
 			}
 		}
 	}
-	j->outcome = PROBE_PASSED; /* judged against min_replies on the loop */
-out:
-	atomic_store(&j->stage, STAGE_DONE);
-	if (p)
-		ping_destroy(p);
-	if (ai)
-		freeaddrinfo(ai);
 }
 
-static void icmp_done(void *arg)
+static void group_work(void *arg)
 {
-	struct icmp_job *j = arg;
-	struct icmp *ic = j->owner;
-	struct probe_check *c = ic->check;
+	struct ping_group *g = arg;
+	pingobj_t *p = NULL;
+
+	if (g->by_name && resolve_by_name(g) < 0)
+		goto out;
+	atomic_store(&g->stage, STAGE_PINGING);
+	p = group_open(g);
+	if (p && group_add_hosts(g, p) > 0)
+		group_rounds(g, p);
+	for (size_t i = 0; i < g->n; i++) {
+		struct ping_target *t = &g->t[i], *first;
+
+		if (t->same_as < 0)
+			continue;
+		first = &g->t[t->same_as];
+		t->outcome = first->outcome;
+		t->sent = first->sent;
+		t->replies = first->replies;
+		t->rtt_sum_ms = first->rtt_sum_ms;
+		t->answered_usec = first->answered_usec;
+		memcpy(t->msg, first->msg, sizeof t->msg);
+	}
+out:
+	atomic_store(&g->stage, STAGE_DONE);
+	if (p)
+		ping_destroy(p);
+}
+
+static void judge(struct probe_check *c, const struct ping_target *t)
+{
 	unsigned need = c->cfg->ping_min_replies ? c->cfg->ping_min_replies : 1;
 
-	ic->job = NULL;
-	if (j->outcome != PROBE_PASSED)
-		probe_finish(c, j->outcome, "%s", j->msg);
-	else if (j->replies >= need)
-		probe_finish(c, PROBE_PASSED, "%u of %u replies, %.1f ms", j->replies, j->sent,
-			     j->rtt_sum_ms / j->replies);
-	else if (j->replies == 0)
-		probe_finish(c, PROBE_TIMEOUT, "no reply to %u echo requests", j->sent);
+	if (t->outcome != PROBE_PASSED)
+		probe_finish(c, t->outcome, "%s", t->msg);
+	else if (t->replies >= need)
+		/* Elapsed: when its last echo was answered, not when the group's last
+		 * wait (for some other, silent target) ended. */
+		probe_finish_at(c, t->answered_usec ? t->answered_usec : probe_now_usec(),
+				PROBE_PASSED, "%u of %u replies, %.1f ms", t->replies, t->sent,
+				t->rtt_sum_ms / t->replies);
+	else if (t->replies == 0)
+		probe_finish(c, PROBE_TIMEOUT, "no reply to %u echo requests", t->sent);
 	else
-		probe_finish(c, PROBE_BAD_STATUS, "%u of %u replies (%u needed)", j->replies,
-			     j->sent, need);
+		probe_finish(c, PROBE_BAD_STATUS, "%u of %u replies (%u needed)", t->replies,
+			     t->sent, need);
+}
+
+static void group_done(void *arg)
+{
+	struct ping_group *g = arg;
+
+	g->job = NULL;
+	/* Each judged check detaches itself (icmp_stop); the job frees g after this. */
+	for (size_t i = 0; i < g->n; i++)
+		if (g->member[i])
+			judge(g->member[i]->check, &g->t[i]);
+}
+
+static bool same_options(const struct ping_group *g, const struct cfg_check *cc, int family,
+			 unsigned count)
+{
+	return !g->by_name && g->family == family && g->count == count &&
+	       g->timeout_usec == cc->timeout_usec && g->has_mark == cc->has_mark &&
+	       (!g->has_mark || g->mark == cc->mark) && g->source_is_ifname == cc->source_is_ifname &&
+	       (g->source ? cc->source && strcmp(g->source, cc->source) == 0 : !cc->source);
+}
+
+static int group_new(struct probe_check *c, int family, unsigned count, struct ping_group **ret)
+{
+	const struct cfg_check *cc = c->cfg;
+	struct ping_group *g = calloc(1, sizeof *g);
+
+	if (!g)
+		return -ENOMEM;
+	if (cc->source && !(g->source = strdup(cc->source))) {
+		free(g);
+		return -ENOMEM;
+	}
+	g->source_is_ifname = cc->source_is_ifname;
+	g->has_mark = cc->has_mark;
+	g->mark = cc->mark;
+	g->count = count;
+	g->timeout_usec = cc->timeout_usec;
+	g->end_usec = c->start_usec + c->budget_usec;
+	g->family = family;
+	g->by_name = family == AF_UNSPEC;
+	atomic_init(&g->stage, g->by_name ? STAGE_RESOLVING : STAGE_PINGING);
+	atomic_init(&g->attached, 0);
+	*ret = g;
+	return 0;
+}
+
+static int group_join(struct ping_group *g, struct icmp *ic, const char *host)
+{
+	struct ping_target *t;
+
+	if (g->n == g->allocated) {
+		size_t a = g->allocated ? 2 * g->allocated : 4;
+		struct ping_target *nt = realloc(g->t, a * sizeof *nt);
+		struct icmp **nm;
+
+		if (!nt)
+			return -ENOMEM;
+		g->t = nt;
+		nm = realloc(g->member, a * sizeof *nm);
+		if (!nm)
+			return -ENOMEM;
+		g->member = nm;
+		g->allocated = a;
+	}
+	t = &g->t[g->n];
+	memset(t, 0, sizeof *t);
+	t->same_as = -1;
+	t->outcome = PROBE_PASSED;
+	if (!(t->host = strdup(host)))
+		return -ENOMEM;
+	if (!g->by_name) {
+		/* Canonical text, so that 10.0.0.01-style spellings cannot hide a duplicate. */
+		unsigned char bin[sizeof(struct in6_addr)];
+		inet_pton(g->family, host, bin);
+		inet_ntop(g->family, bin, t->addr, sizeof t->addr);
+		for (size_t i = 0; i < g->n; i++)
+			if (g->t[i].same_as < 0 && strcmp(g->t[i].addr, t->addr) == 0) {
+				t->same_as = (long)i;
+				break;
+			}
+	}
+	ic->group = g;
+	ic->idx = g->n;
+	g->member[g->n++] = ic;
+	atomic_fetch_add(&g->attached, 1);
+	return 0;
+}
+
+static int literal_family(const char *host)
+{
+	unsigned char bin[sizeof(struct in6_addr)];
+
+	if (inet_pton(AF_INET, host, bin) == 1)
+		return AF_INET;
+	if (inet_pton(AF_INET6, host, bin) == 1)
+		return AF_INET6;
+	return AF_UNSPEC;
 }
 
 static int icmp_start(struct probe_check *c)
 {
 	const struct cfg_check *cc = c->cfg;
+	const char *host = cc->host ? cc->host : cc->target;
+	struct ping_group **pending = probe_run_ping_groups(c->run), *g = NULL;
+	unsigned count = cc->ping_count ? cc->ping_count : 1;
+	int family, r;
 	struct icmp *ic;
-	struct icmp_job *j;
-	int r;
 
-	if (!cc->host && !cc->target)
+	if (!host)
 		return -EINVAL;
 	ic = calloc(1, sizeof *ic);
-	j = calloc(1, sizeof *j);
-	if (!ic || !j) {
-		free(ic);
-		free(j);
+	if (!ic)
 		return -ENOMEM;
-	}
-	j->owner = ic;
 	ic->check = c;
-	ic->job_arg = j;
-	c->impl = ic;
-	j->host = strdup(cc->host ? cc->host : cc->target);
-	j->source = cc->source ? strdup(cc->source) : NULL;
-	if (!j->host || (cc->source && !j->source)) {
-		icmp_job_free(j);
-		return -ENOMEM;
+	family = literal_family(host);
+	if (family != AF_UNSPEC)
+		for (g = *pending; g && !same_options(g, cc, family, count); g = g->next)
+			;
+	if (!g) {
+		r = group_new(c, family, count, &g);
+		if (r < 0) {
+			free(ic);
+			return r;
+		}
+		g->next = *pending;
+		*pending = g;
 	}
-	j->source_is_ifname = cc->source_is_ifname;
-	j->has_mark = cc->has_mark;
-	j->mark = cc->mark;
-	j->count = cc->ping_count ? cc->ping_count : 1;
-	j->timeout_usec = cc->timeout_usec;
-	j->end_usec = c->start_usec + c->budget_usec;
-	atomic_init(&j->stage, STAGE_RESOLVING);
-	atomic_init(&j->abandoned, false);
-	r = probe_job_start(c->event, icmp_work, icmp_done, icmp_job_free, j, &ic->job);
-	if (r < 0)
-		icmp_job_free(j);
-	return r;
+	r = group_join(g, ic, host);
+	if (r < 0) {
+		/* An empty group stays on the list; probe_icmp_launch() frees it. */
+		free(ic);
+		return r;
+	}
+	c->impl = ic;
+	return 0;
+}
+
+void probe_icmp_launch(struct ping_group **pending, sd_event *e)
+{
+	while (*pending) {
+		struct ping_group *g = *pending;
+		int r;
+
+		*pending = g->next;
+		g->next = NULL;
+		if (atomic_load(&g->attached) == 0) {
+			group_free(g);
+			continue;
+		}
+		r = probe_job_start(e, group_work, group_done, group_free, g, &g->job);
+		if (r >= 0)
+			continue;
+		for (size_t i = 0; i < g->n; i++)
+			if (g->member[i])
+				probe_finish(g->member[i]->check, PROBE_ERROR, "cannot start: %s",
+					     strerror(-r));
+		group_free(g);
+	}
 }
 
 static void icmp_expire(struct probe_check *c)
 {
 	struct icmp *ic = c->impl;
 
-	if (ic && ic->job && atomic_load(&ic->job_arg->stage) == STAGE_RESOLVING)
+	if (ic && ic->group->job && atomic_load(&ic->group->stage) == STAGE_RESOLVING)
 		probe_finish(c, PROBE_DNS_TIMEOUT, "%s not resolved in %llu ms",
 			     c->cfg->host ? c->cfg->host : c->cfg->target,
 			     (unsigned long long)(c->budget_usec / USEC_PER_MSEC));
@@ -230,12 +469,19 @@ static void icmp_expire(struct probe_check *c)
 static void icmp_stop(struct probe_check *c)
 {
 	struct icmp *ic = c->impl;
+	struct ping_group *g;
 
 	if (!ic)
 		return;
-	if (ic->job) {
-		atomic_store(&ic->job_arg->abandoned, true);
-		probe_job_abandon(ic->job);
+	g = ic->group;
+	g->member[ic->idx] = NULL;
+	/* The last member to give up lets the worker go; it frees g when done. */
+	if (atomic_fetch_sub(&g->attached, 1) == 1 && g->job) {
+		struct probe_job *j = g->job;
+
+		/* g may be freed right here, if the worker has already returned. */
+		g->job = NULL;
+		probe_job_abandon(j);
 	}
 	free(ic);
 }

@@ -30,6 +30,7 @@ struct probe_run {
 	struct probe_check *checks;
 	size_t n, pending;
 	struct curl_loop *curl;
+	struct ping_group *ping_groups; /* not launched yet: only inside probe_run_start */
 	sd_event_source *report;
 };
 
@@ -131,24 +132,48 @@ static int on_report(sd_event_source *s, void *userdata)
 	return 0;
 }
 
-void probe_finish(struct probe_check *c, enum probe_outcome o, const char *fmt, ...)
+static void vfinish(struct probe_check *c, uint64_t end_usec, enum probe_outcome o,
+		    const char *fmt, va_list ap)
 {
 	struct probe_run *run = c->run;
-	va_list ap;
 
 	if (c->finished)
 		return;
 	c->finished = true;
 	c->result->outcome = o;
-	c->result->elapsed_ms = probe_elapsed_ms(c);
-	va_start(ap, fmt);
+	c->result->elapsed_ms =
+		end_usec > c->start_usec ? (end_usec - c->start_usec) / USEC_PER_MSEC : 0;
 	vsnprintf(c->result->reason, sizeof c->result->reason, fmt, ap);
-	va_end(ap);
 	c->deadline = sd_event_source_disable_unref(c->deadline);
 	c->ops->stop(c);
 	c->impl = NULL;
 	if (--run->pending == 0)
 		sd_event_source_set_enabled(run->report, SD_EVENT_ONESHOT);
+}
+
+void probe_finish(struct probe_check *c, enum probe_outcome o, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vfinish(c, probe_now_usec(), o, fmt, ap);
+	va_end(ap);
+}
+
+void probe_finish_at(struct probe_check *c, uint64_t end_usec, enum probe_outcome o,
+		     const char *fmt, ...)
+{
+	va_list ap;
+	uint64_t now = probe_now_usec();
+
+	va_start(ap, fmt);
+	vfinish(c, end_usec < now ? end_usec : now, o, fmt, ap);
+	va_end(ap);
+}
+
+struct ping_group **probe_run_ping_groups(struct probe_run *run)
+{
+	return &run->ping_groups;
 }
 
 int probe_curl_loop(struct probe_check *c, struct curl_loop **ret)
@@ -266,6 +291,8 @@ int probe_run_start(sd_event *e, const struct cfg *cfg, probe_done_fn done, void
 	run->pending = run->n + 1;
 	for (size_t i = 0; i < run->n; i++)
 		check_start(run, i, now);
+	/* The pings enrolled in groups above; now their workers start. */
+	probe_icmp_launch(&run->ping_groups, run->event);
 	if (--run->pending == 0)
 		sd_event_source_set_enabled(run->report, SD_EVENT_ONESHOT);
 	if (ret)

@@ -177,6 +177,7 @@ echo "== every type against live and dead peers (both links up)"
 {
 	header 1
 	check ping-up ping $TGT
+	check ping-twin ping $TGT
 	check ping6-up ping fd00:231:1::2
 	check ping-hole ping $HOLE
 	check http-200 http http://$TGT:20080/
@@ -198,7 +199,10 @@ if "$RRD" --check-config -c "$T/live.conf" 2>&1 | grep -q "not implemented"; the
 fi
 once live "$T/live.conf"
 expect_rc live 1 $rc
+# ping-up, ping-twin and ping-hole share one liboping object (same options):
+# each must still get its own outcome.
 expect live ping-up PASS
+expect live ping-twin PASS
 expect live ping6-up PASS
 expect live ping-hole FAIL timeout
 expect live http-200 PASS
@@ -214,7 +218,7 @@ expect live smtp-silent FAIL timeout
 expect live smtp-hole FAIL timeout
 grep -q "^backup-web (backup) " "$T/live.out" && echo "ok: backup check marked" ||
 	{ echo "FAIL: backup check not marked"; failures=$((failures + 1)); }
-grep -q "^run FAILED (8 of 14 checks failed)$" "$T/live.out" && echo "ok: verdict counts link checks" ||
+grep -q "^run FAILED (8 of 15 checks failed)$" "$T/live.out" && echo "ok: verdict counts link checks" ||
 	{ echo "FAIL: verdict"; failures=$((failures + 1)); }
 for c in http-hole tcp-hole smtp-hole smtp-silent; do
 	echo "figure: $c (timeout 1000 ms) ended after $(ms_of live $c) ms"
@@ -253,15 +257,21 @@ for c in ping-b ping-mark tcp-b tcp-mark tcp-srcaddr http-b http-mark smtp-b smt
 	expect down $c PASS
 done
 in_wan ip link set rrpra0 up
+wait_for "link A back" in_hub python3 -c "import socket; socket.create_connection(('$TGT', 20080), 0.5)"
 
 echo "== a DNS server that never answers: 20 hostname checks"
 in_hub python3 "$PEERS" dnsdrop 127.0.1.53 53 >"$T/dns.log" 2>&1 &
 wait_for "the silent DNS server" sh -c "ip netns exec $HUB ss -Hlun 'sport = :53' | grep -q 127.0.1.53"
 printf 'nameserver 127.0.1.53\noptions timeout:5 attempts:2\n' >"$T/resolv.conf"
 printf 'hosts: files dns\n' >"$T/nsswitch.conf"
-printf '127.0.0.1 localhost\n::1 localhost\n' >"$T/hosts"
+printf '127.0.0.1 localhost\n::1 localhost\n%s wan.rr-pr.test\n' $TGT >"$T/hosts"
 {
 	header 1
+	# Beside 5 pings stuck in DNS: a literal (grouped) and a name from
+	# /etc/hosts (alone) must pass.
+	check lit-ping ping $TGT count=1
+	check lit-ping-hole ping $HOLE count=1
+	check file-ping ping wan.rr-pr.test count=1
 	for i in 1 2 3 4 5; do
 		check dns-ping$i ping host$i.rr-pr.test count=1
 		check dns-http$i http http://web$i.rr-pr.test:20080/
@@ -278,7 +288,10 @@ expect_rc dns 1 $rc
 for i in 1 2 3 4 5; do
 	for t in ping http tcp smtp; do expect dns dns-$t$i FAIL "dns timeout"; done
 done
-echo "figure: 20 hostname checks (timeout 1000 ms) against a silent DNS server: run took $wall ms"
+expect dns lit-ping PASS
+expect dns lit-ping-hole FAIL timeout
+expect dns file-ping PASS
+echo "figure: 20 hostname checks (timeout 1000 ms) against a silent DNS server (and 3 pings beside them): run took $wall ms"
 
 if [ $failures -ne 0 ]; then
 	echo "test-probes: $failures assertion(s) failed"

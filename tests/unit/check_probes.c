@@ -412,6 +412,61 @@ START_TEST(test_cancel)
 }
 END_TEST
 
+/* Pings with the same options share one liboping object: each still gets an
+ * outcome of its own, a duplicate target the same as its twin, and a check
+ * with other options (count) runs apart. Without CAP_NET_RAW every ping
+ * fails with a local error, so the outcomes are checked only when root. */
+START_TEST(test_ping_group)
+{
+	struct tcfg t = { 0 };
+	struct collected col;
+	struct cfg_check *c;
+
+	add_check(&t, CHECK_PING, "a", LOOP_ADDR, LOOP_ADDR, 0, 500)->ping_count = 2;
+	add_check(&t, CHECK_PING, "a-twin", LOOP_ADDR, LOOP_ADDR, 0, 500)->ping_count = 2;
+	add_check(&t, CHECK_PING, "b", "127.0.1.2", "127.0.1.2", 0, 500)->ping_count = 2;
+	c = add_check(&t, CHECK_PING, "c-once", "127.0.1.3", "127.0.1.3", 0, 500);
+	c->ping_count = 1;
+	add_check(&t, CHECK_PING, "no-host", "x", NULL, 0, 500);
+	/* No host: only this check fails to start. */
+	t.checks[4].target = NULL;
+	run_checks(&t, &col);
+	ck_assert_uint_eq(col.n, 5);
+	ck_assert_int_eq(col.r[4].outcome, PROBE_ERROR);
+	ck_assert_int_eq(col.r[1].outcome, col.r[0].outcome);
+	ck_assert_uint_eq(strncmp(col.r[1].reason, col.r[0].reason, 12), 0);
+	for (size_t i = 0; i < 4; i++)
+		ck_assert_uint_le(col.r[i].elapsed_ms, 2 * 500 + 100);
+	if (geteuid() == 0 && col.r[0].outcome != PROBE_ERROR) {
+		for (size_t i = 0; i < 4; i++)
+			ck_assert_msg(col.r[i].outcome == PROBE_PASSED, "%s: %s", t.checks[i].name,
+				      col.r[i].reason);
+		ck_assert_ptr_nonnull(strstr(col.r[0].reason, "2 of 2 replies"));
+		ck_assert_ptr_nonnull(strstr(col.r[3].reason, "1 of 1 replies"));
+	}
+}
+END_TEST
+
+/* A run cancelled while its ping group is on the wire: no callback, and the
+ * abandoned worker frees the group when ping_send() returns. */
+START_TEST(test_ping_cancel)
+{
+	struct tcfg t = { 0 };
+	struct probe_run *run = NULL;
+	sd_event *e = NULL;
+
+	add_check(&t, CHECK_PING, "a", LOOP_ADDR, LOOP_ADDR, 0, 200)->ping_count = 3;
+	add_check(&t, CHECK_PING, "b", "127.0.1.2", "127.0.1.2", 0, 200)->ping_count = 3;
+	ck_assert_int_ge(sd_event_new(&e), 0);
+	ck_assert_int_eq(probe_run_start(e, &t.cfg, never, NULL, &run), 0);
+	probe_run_cancel(run);
+	ck_assert_int_ge(sd_event_run(e, 100000), 0);
+	sd_event_unref(e);
+	/* Give the worker its rounds (3 x 200 ms at most) to return and clean up. */
+	usleep(800000);
+}
+END_TEST
+
 /* A worker that outlives its check: abandoned at once, it must finish later
  * and free its own state (ASan and valgrind watch this test). */
 static atomic_int jobs_freed, jobs_done;
@@ -468,6 +523,8 @@ static Suite *probes_suite(void)
 	tcase_add_test(tc, test_empty_run);
 	tcase_add_test(tc, test_cancel);
 	tcase_add_test(tc, test_worker_abandon);
+	tcase_add_test(tc, test_ping_group);
+	tcase_add_test(tc, test_ping_cancel);
 	suite_add_tcase(s, tc);
 	return s;
 }

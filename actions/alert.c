@@ -46,6 +46,14 @@ struct alerts {
 	alerts_clock_fn clock;
 	void *clock_ud;
 	uint64_t backoff_first_usec, backoff_cap_usec;
+	/* Kept in memory too, because the database may refuse to record an
+	 * outcome (locked by another writer, disk full): without them the row
+	 * stays due and would be sent again at once, in a burst. */
+	uint64_t last_attempt_usec; /* queue clock; 0: none by this process */
+	int64_t unrecorded_upto;    /* accepted mail (ids <= this) not yet marked sent */
+	uint64_t unrecorded_at;     /* when the server accepted it */
+	char *unrecorded_reply;
+	unsigned record_failures;   /* failed writes of that record, for its backoff */
 };
 
 static uint64_t realtime_now(void *ud)
@@ -295,6 +303,12 @@ static void arm(struct alerts *a, uint64_t at_usec)
 		log_warnx("alert: cannot arm the mail timer");
 }
 
+/* The timer runs on the real clock; the queue's clock may be a test's. */
+static void arm_in(struct alerts *a, uint64_t delay_usec)
+{
+	arm(a, realtime_now(NULL) + delay_usec);
+}
+
 int alerts_enqueue_change(struct alerts *a, int64_t change_id)
 {
 	sqlite3_stmt *st = NULL;
@@ -383,6 +397,10 @@ int alerts_next_due(struct alerts *a, uint64_t *ret_usec)
 		if (last + gap > due)
 			due = last + gap;
 	}
+	/* Never two attempts closer than the first backoff, even when the
+	 * outcome of the last one could not be written to the database. */
+	if (a->last_attempt_usec && a->last_attempt_usec + a->backoff_first_usec > due)
+		due = a->last_attempt_usec + a->backoff_first_usec;
 	uint64_t longest = a->backoff_cap_usec > gap ? a->backoff_cap_usec : gap;
 	if (due > now + longest)
 		due = now + longest;
@@ -587,9 +605,9 @@ static void note_in_steps(struct alerts *a, int64_t upto, bool accepted, const c
 	sqlite3_finalize(st);
 }
 
-int alerts_record_attempt(struct alerts *a, int64_t upto, bool accepted, const char *reply)
+static int record_attempt_at(struct alerts *a, int64_t upto, bool accepted, const char *reply,
+			     uint64_t now)
 {
-	uint64_t now = now_usec(a);
 	int r;
 
 	/* A savepoint: one transaction, nested or not in the caller's. */
@@ -604,6 +622,47 @@ int alerts_record_attempt(struct alerts *a, int64_t upto, bool accepted, const c
 	return r;
 }
 
+int alerts_record_attempt(struct alerts *a, int64_t upto, bool accepted, const char *reply)
+{
+	return record_attempt_at(a, upto, accepted, reply, now_usec(a));
+}
+
+/* Arms the timer for the next due mail (or turns it off). */
+static void schedule(struct alerts *a)
+{
+	uint64_t due, now = now_usec(a);
+
+	if (alerts_next_due(a, &due) < 0)
+		arm_in(a, a->backoff_first_usec);
+	else if (due == UINT64_MAX) {
+		if (a->timer)
+			sd_event_source_set_enabled(a->timer, SD_EVENT_OFF);
+	} else
+		arm_in(a, due > now ? due - now : 0);
+}
+
+/* An accepted mail whose record failed: only the write is retried, with
+ * backoff; its alerts are never sent again by this process, and nothing
+ * else goes before it is written (sent_usec drives min_gap). */
+static int retry_unrecorded(struct alerts *a)
+{
+	int r;
+
+	r = record_attempt_at(a, a->unrecorded_upto, true,
+			      a->unrecorded_reply ? a->unrecorded_reply : "accepted", a->unrecorded_at);
+	if (r < 0) {
+		a->record_failures++;
+		arm_in(a, alerts_backoff_usec(a, a->record_failures));
+		return r;
+	}
+	log_info("alert: the mail accepted earlier is now recorded as sent");
+	a->unrecorded_upto = 0;
+	free(a->unrecorded_reply);
+	a->unrecorded_reply = NULL;
+	a->record_failures = 0;
+	return 0;
+}
+
 static void on_sent(CURL *easy, CURLcode result, void *userdata)
 {
 	struct alerts *a = userdata;
@@ -611,16 +670,31 @@ static void on_sent(CURL *easy, CURLcode result, void *userdata)
 	char desc[768];
 	const struct log_field f[] = { { "REROUTER_ACTION", "mail" } };
 	const char *server = a->cfg && a->cfg->mail.server ? a->cfg->mail.server : "the mail server";
+	uint64_t now = now_usec(a);
+	int r;
 
 	a->xfer = NULL;
+	a->last_attempt_usec = now;
 	mail_xfer_describe(x, result, desc, sizeof desc);
 	mail_xfer_free(x);
 	if (result == CURLE_OK) {
 		log_fields(LOG_INFO, f, "alert: mail accepted by %s: %s", server, desc);
-		alerts_record_attempt(a, a->xfer_upto, true, desc);
+		r = record_attempt_at(a, a->xfer_upto, true, desc, now);
+		if (r < 0) {
+			/* Sent is sent: remember it, and retry only the write. */
+			a->unrecorded_upto = a->xfer_upto;
+			a->unrecorded_at = now;
+			free(a->unrecorded_reply);
+			a->unrecorded_reply = strdup(desc);
+			a->record_failures = 1;
+		}
 	} else {
 		log_fields(LOG_WARNING, f, "alert: mail not sent to %s: %s", server, desc);
-		alerts_record_attempt(a, a->xfer_upto, false, desc);
+		r = record_attempt_at(a, a->xfer_upto, false, desc, now);
+	}
+	if (r < 0) {
+		arm_in(a, a->backoff_first_usec);
+		return;
 	}
 	alerts_kick(a);
 }
@@ -636,8 +710,10 @@ void alerts_kick(struct alerts *a)
 
 	if (a->xfer || !a->cfg || !a->cfg->mail.present)
 		return;
+	if (a->unrecorded_upto && retry_unrecorded(a) < 0)
+		return;
 	if (alerts_next_due(a, &due) < 0) {
-		arm(a, now_usec(a) + a->backoff_first_usec);
+		arm_in(a, a->backoff_first_usec);
 		return;
 	}
 	if (due == UINT64_MAX) {
@@ -647,40 +723,47 @@ void alerts_kick(struct alerts *a)
 	}
 	now = now_usec(a);
 	if (due > now) {
-		arm(a, realtime_now(NULL) + (due - now));
+		arm_in(a, due - now);
 		return;
 	}
 	r = alerts_peek(a, &subject, &body, &n, &upto);
-	if (r < 0 || n == 0)
+	if (r < 0)
+		goto retry;
+	if (n == 0)
 		goto out;
 	r = mail_compose(mail_hostname(), a->cfg->mail.from, &a->cfg->mail.to, subject, body, now,
 			 &message);
 	if (r < 0)
-		goto out;
+		goto retry;
 	r = mail_xfer_new(a->cfg, message, &a->xfer, err, sizeof err);
 	message = NULL;
 	if (r < 0) {
 		log_warnx("alert: mail not sent: %s", err);
+		a->last_attempt_usec = now;
 		alerts_record_attempt(a, upto, false, err);
 		a->xfer = NULL;
-		goto rearm;
+		schedule(a);
+		goto out;
 	}
 	a->xfer_upto = upto;
 	r = curl_loop_add(a->curl, a->xfer->easy, on_sent, a);
 	if (r < 0) {
 		log_warn_errno(r, "alert: cannot start the mail transfer");
+		a->last_attempt_usec = now;
 		alerts_record_attempt(a, upto, false, "cannot start the transfer");
 		a->xfer = mail_xfer_free(a->xfer);
-		goto rearm;
+		schedule(a);
+		goto out;
 	}
 	log_debug("alert: sending one mail for %zu change(s): %s", n, subject);
 	goto out;
-rearm:
-	if (alerts_next_due(a, &due) == 0 && due != UINT64_MAX)
-		arm(a, realtime_now(NULL) + (due > now ? due - now : 0));
-out:
-	if (r < 0 && r != -EIO)
+retry:
+	/* The database or memory failed us: try again later, not only at the
+	 * next change of state. */
+	if (r != -EIO)
 		log_warn_errno(r, "alert: cannot prepare the mail");
+	arm_in(a, a->backoff_first_usec);
+out:
 	free(subject);
 	free(body);
 	free(message);
@@ -741,6 +824,7 @@ struct alerts *alerts_free(struct alerts *a)
 	curl_loop_free(a->curl);
 	sd_event_source_disable_unref(a->timer);
 	sd_event_unref(a->event);
+	free(a->unrecorded_reply);
 	free(a);
 	return NULL;
 }

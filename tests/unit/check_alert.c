@@ -1,13 +1,22 @@
 /* Alert mail without a network: the message format, the body drawn from a
  * change and its steps, idempotent queueing, merging under min_gap and the
- * retry schedule, all against a real SQLite state database with a fake clock. */
+ * retry schedule, all against a real SQLite state database with a fake clock;
+ * and one real transfer to a minimal SMTP responder on the test's own event
+ * loop (loopback 127.0.4.1, the alerts area's address) whose outcome the
+ * database refuses to record. */
 #include "config.h"
 
+#include <arpa/inet.h>
 #include <check.h>
 #include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "actions/alert.h"
 #include "actions/mail.h"
@@ -384,6 +393,188 @@ START_TEST(test_count_without_table)
 }
 END_TEST
 
+/* --- a minimal SMTP responder: counts the mails begun and accepted ---
+ * In a thread of its own, because libcurl (7.88) waits for the reply to the
+ * end of the data in a blocking call: a responder on the same loop would
+ * only answer after curl's timeout. */
+
+struct sink {
+	int fd;
+	atomic_int conn_fd;      /* the connection being served, or -1 */
+	pthread_t thread;
+	atomic_int started, accepted; /* MAIL FROM commands; mails accepted */
+	char url[64];
+};
+
+static bool say(int fd, const char *line)
+{
+	return write(fd, line, strlen(line)) == (ssize_t)strlen(line);
+}
+
+static void sink_serve(struct sink *k, int fd)
+{
+	char buf[4096], line[sizeof buf];
+	size_t len = 0;
+	bool data = false;
+	char *eol;
+	ssize_t n;
+
+	if (!say(fd, "220 sink ESMTP\r\n"))
+		return;
+	while ((n = read(fd, buf + len, sizeof buf - len - 1)) > 0) {
+		len += (size_t)n;
+		while ((eol = memchr(buf, '\n', len))) {
+			size_t l = (size_t)(eol - buf) + 1;
+			memcpy(line, buf, l);
+			line[l] = '\0';
+			memmove(buf, buf + l, len - l);
+			len -= l;
+			const char *reply = NULL;
+			if (data) {
+				if (!strcmp(line, ".\r\n")) {
+					data = false;
+					k->accepted++;
+					reply = "250 2.0.0 Ok: queued as SINK1\r\n";
+				}
+			} else if (!strncasecmp(line, "EHLO", 4) || !strncasecmp(line, "HELO", 4)) {
+				reply = "250 sink\r\n";
+			} else if (!strncasecmp(line, "MAIL", 4)) {
+				k->started++;
+				reply = "250 ok\r\n";
+			} else if (!strncasecmp(line, "DATA", 4)) {
+				data = true;
+				reply = "354 go ahead\r\n";
+			} else if (!strncasecmp(line, "QUIT", 4)) {
+				say(fd, "221 bye\r\n");
+				return;
+			} else {
+				reply = "250 ok\r\n";
+			}
+			if (reply && !say(fd, reply))
+				return;
+		}
+		if (len == sizeof buf - 1)
+			len = 0; /* an overlong line: not ours to judge */
+	}
+}
+
+static void *sink_main(void *userdata)
+{
+	struct sink *k = userdata;
+	int fd;
+
+	/* One connection at a time is enough: the queue sends one mail at a
+	 * time, and curl keeps reusing one connection. */
+	while ((fd = accept4(k->fd, NULL, NULL, SOCK_CLOEXEC)) >= 0) {
+		k->conn_fd = fd;
+		sink_serve(k, fd);
+		k->conn_fd = -1;
+		close(fd);
+	}
+	return NULL;
+}
+
+static void sink_start(struct sink *k)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET };
+
+	memset(k, 0, sizeof *k);
+	k->conn_fd = -1;
+	k->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ck_assert_int_ge(k->fd, 0);
+	inet_pton(AF_INET, "127.0.4.1", &sa.sin_addr);
+	/* A free port of the alerts area's range (tests may run side by side). */
+	for (int i = 0; i < 1000; i++) {
+		int port = 27000 + (getpid() + i) % 1000;
+		sa.sin_port = htons((uint16_t)port);
+		if (bind(k->fd, (struct sockaddr *)&sa, sizeof sa) == 0) {
+			snprintf(k->url, sizeof k->url, "smtp://127.0.4.1:%d", port);
+			break;
+		}
+	}
+	ck_assert(k->url[0]);
+	ck_assert_int_eq(listen(k->fd, 8), 0);
+	ck_assert_int_eq(pthread_create(&k->thread, NULL, sink_main, k), 0);
+}
+
+static void sink_stop(struct sink *k)
+{
+	/* Wakes the blocked accept() or read(), which then fail or end. */
+	shutdown(k->fd, SHUT_RDWR);
+	int fd = k->conn_fd;
+	if (fd >= 0)
+		shutdown(fd, SHUT_RDWR);
+	pthread_join(k->thread, NULL);
+	close(k->fd);
+}
+
+/* Runs the loop until the condition holds; false after the deadline. */
+#define RUN_UNTIL(cond, seconds)                                                       \
+	({                                                                             \
+		uint64_t _end;                                                         \
+		sd_event_now(ev, CLOCK_MONOTONIC, &_end);                              \
+		_end += (seconds) * SEC;                                               \
+		for (;;) {                                                             \
+			uint64_t _t;                                                   \
+			if (cond)                                                      \
+				break;                                                 \
+			ck_assert_int_ge(sd_event_run(ev, 50 * 1000), 0);              \
+			sd_event_now(ev, CLOCK_MONOTONIC, &_t);                        \
+			if (_t > _end)                                                 \
+				break;                                                 \
+		}                                                                      \
+		(cond);                                                                \
+	})
+
+static int refused_writes;
+static void count_refusal(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+	(void)argc, (void)argv;
+	refused_writes++;
+	sqlite3_result_int(ctx, 0);
+}
+
+START_TEST(test_sent_but_not_recorded)
+{
+	struct sink k;
+
+	/* The real clock and a short backoff, so the retries come within the test. */
+	alerts_set_clock(al, NULL, NULL);
+	alerts_set_backoff(al, 200 * 1000, 800 * 1000);
+	sink_start(&k);
+	cfg.mail.server = k.url;
+	cfg.mail.timeout_usec = 5 * SEC;
+
+	/* The database refuses every update of the queue, as when another writer
+	 * holds it locked or the disk is full. */
+	refused_writes = 0;
+	ck_assert_int_eq(sqlite3_create_function(db, "rr_refused", 0, SQLITE_UTF8, NULL,
+						 count_refusal, NULL, NULL), SQLITE_OK);
+	ck_assert_int_eq(alerts_enqueue_change(al, add_change("down", "up", false)), 0);
+	ck_assert_int_eq(sqlite3_exec(db,
+			"CREATE TRIGGER alerts_locked BEFORE UPDATE ON alerts BEGIN "
+			"SELECT rr_refused(); SELECT RAISE(ABORT, 'database is locked'); END",
+			NULL, NULL, NULL), SQLITE_OK);
+
+	ck_assert(RUN_UNTIL(k.accepted == 1, 10));
+	/* The record fails, then its retries (backing off) fail too: meanwhile
+	 * the accepted mail is not sent again. */
+	ck_assert(RUN_UNTIL(refused_writes >= 3, 10));
+	ck_assert_int_eq(k.accepted, 1);
+	ck_assert_int_eq(k.started, 1);
+	ck_assert_int_eq(alerts_count_pending(db), 1);
+
+	/* The lock is gone: the retry records the mail, still sent only once. */
+	ck_assert_int_eq(sqlite3_exec(db, "DROP TRIGGER alerts_locked", NULL, NULL, NULL), SQLITE_OK);
+	ck_assert(RUN_UNTIL(alerts_count_pending(db) == 0, 10));
+	ck_assert_int_eq(k.accepted, 1);
+	ck_assert_int_eq(k.started, 1);
+	ck_assert_int_eq(rows("SELECT COUNT(*) FROM alerts WHERE attempts = 1 AND sent_usec IS NOT NULL "
+			      "AND reply LIKE '250 2.0.0 Ok: queued as SINK1%'"), 1);
+	sink_stop(&k);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("alert");
@@ -399,6 +590,8 @@ int main(void)
 	tcase_add_test(tc, test_clock_step_back);
 	tcase_add_test(tc, test_no_mail_section);
 	tcase_add_test(tc, test_count_without_table);
+	tcase_add_test(tc, test_sent_but_not_recorded);
+	tcase_set_timeout(tc, 60);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

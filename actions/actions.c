@@ -11,6 +11,9 @@
  *  - transport, flush, hook run again only if they were not marked (a crash
  *    in the middle of one repeats it: at least once, never skipped);
  *  - mail: alerts_enqueue_change() is idempotent per change.
+ * A mark that cannot be written (the state database held by another writer,
+ * or full) is kept in memory and retried from a timer before anything else,
+ * so this process never repeats a restart or a hook for want of a mark.
  *
  * Test only: RR_TEST_CRASH_AFTER_STEP=NAME kills the process with SIGKILL
  * right after the step NAME was marked, to test the recovery above. */
@@ -54,6 +57,17 @@ struct pending {
 	int64_t newer; /* a newer change that sets connectors, or 0 */
 };
 
+/* Marks that could not be written (the state database held by another
+ * writer, or full) after the work was done: written first at the next try,
+ * so that a retry only marks and never restarts or runs the hook again. */
+#define UNMARKED_MAX 4
+struct unmarked {
+	bool valid;
+	int64_t change_id;
+	size_t n;
+	char step[UNMARKED_MAX][16], status[UNMARKED_MAX][16], detail[UNMARKED_MAX][1200];
+};
+
 struct actions {
 	sd_event *event;
 	sqlite3 *db;
@@ -63,6 +77,7 @@ struct actions {
 	struct exec *exec;
 	struct transport_job *job;
 	struct pending cur; /* the step in flight */
+	struct unmarked unmarked;
 	uint64_t started_usec;
 	bool running;
 };
@@ -186,10 +201,59 @@ static int mark_steps(struct actions *a, int64_t change_id, const struct mark *m
 	return 0;
 }
 
-static int mark1(struct actions *a, const struct pending *p, const char *status, const char *fmt,
-		 ...) __attribute__((format(printf, 4, 5)));
-static int mark1(struct actions *a, const struct pending *p, const char *status, const char *fmt,
-		 ...)
+static void arm_retry(struct actions *a, uint64_t delay_usec);
+
+/* Every path that marks goes through here: STEP_NEXT once the marks are
+ * written, else they are kept in a->unmarked, a retry is armed and the
+ * pipeline waits (STEP_WAIT). */
+static enum step_outcome mark_or_wait(struct actions *a, int64_t change_id, const struct mark *m,
+				      size_t n)
+{
+	struct unmarked *u = &a->unmarked;
+
+	if (n > UNMARKED_MAX)
+		n = UNMARKED_MAX;
+	if (mark_steps(a, change_id, m, n) == 0)
+		return STEP_NEXT;
+	u->valid = true;
+	u->change_id = change_id;
+	u->n = n;
+	for (size_t i = 0; i < n; i++) {
+		snprintf(u->step[i], sizeof u->step[i], "%s", m[i].step);
+		snprintf(u->status[i], sizeof u->status[i], "%s", m[i].status);
+		snprintf(u->detail[i], sizeof u->detail[i], "%s", m[i].detail);
+	}
+	log_warnx("actions: change %" PRId64 " %s: %s, not yet recorded; retrying the mark in %llus",
+		  change_id, m[0].step, m[0].status,
+		  (unsigned long long)(RETRY_BASE_USEC / USEC_PER_SEC));
+	arm_retry(a, RETRY_BASE_USEC);
+	return STEP_WAIT;
+}
+
+/* 0 when nothing is left unmarked, else a negative errno (a retry is armed). */
+static int write_unmarked(struct actions *a)
+{
+	struct unmarked *u = &a->unmarked;
+	struct mark m[UNMARKED_MAX];
+	int r;
+
+	if (!u->valid)
+		return 0;
+	for (size_t i = 0; i < u->n; i++)
+		m[i] = (struct mark){ u->step[i], u->status[i], u->detail[i] };
+	r = mark_steps(a, u->change_id, m, u->n);
+	if (r < 0) {
+		arm_retry(a, RETRY_BASE_USEC);
+		return r;
+	}
+	u->valid = false;
+	return 0;
+}
+
+static enum step_outcome mark1(struct actions *a, const struct pending *p, const char *status,
+			       const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static enum step_outcome mark1(struct actions *a, const struct pending *p, const char *status,
+			       const char *fmt, ...)
 {
 	char detail[1024];
 	va_list ap;
@@ -198,7 +262,7 @@ static int mark1(struct actions *a, const struct pending *p, const char *status,
 	vsnprintf(detail, sizeof detail, fmt, ap);
 	va_end(ap);
 	struct mark m = { p->step, status, detail };
-	return mark_steps(a, p->change_id, &m, 1);
+	return mark_or_wait(a, p->change_id, &m, 1);
 }
 
 /* Before an attempt: counted first, so a crash during it is known at the next start. */
@@ -245,21 +309,28 @@ static int set_detail(struct actions *a, const struct pending *p, const char *de
 	return rc == SQLITE_OK ? 0 : sql_err(a, rc, "recording a retry");
 }
 
-/* Status of another step of the same change ("" when absent). */
-static void step_status(struct actions *a, int64_t change_id, const char *step, char *buf,
-			size_t size)
+/* Status of another step of the same change ("" when absent), 0 or a
+ * negative errno (a database that cannot be read is no answer). */
+static int step_status(struct actions *a, int64_t change_id, const char *step, char *buf,
+		       size_t size)
 {
 	sqlite3_stmt *st = NULL;
+	int rc;
 
 	buf[0] = '\0';
-	if (sqlite3_prepare_v2(a->db, "SELECT status FROM change_steps WHERE change_id = ?1 AND step = ?2",
-			       -1, &st, NULL) != SQLITE_OK)
-		return;
+	rc = sqlite3_prepare_v2(a->db, "SELECT status FROM change_steps WHERE change_id = ?1 AND step = ?2",
+				-1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return sql_err(a, rc, "reading a step");
 	sqlite3_bind_int64(st, 1, change_id);
 	sqlite3_bind_text(st, 2, step, -1, SQLITE_STATIC);
-	if (sqlite3_step(st) == SQLITE_ROW)
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
 		snprintf(buf, size, "%s", (const char *)sqlite3_column_text(st, 0));
 	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return sql_err(a, rc, "reading a step");
+	return 0;
 }
 
 /* ---- retries ---- */
@@ -317,11 +388,7 @@ static enum step_outcome attempt_failed(struct actions *a, const struct pending 
 	struct mark m[4] = { { p->step, "failed", detail } };
 	for (size_t i = 0; i < n_also && i < 3; i++)
 		m[i + 1] = also[i];
-	if (mark_steps(a, p->change_id, m, 1 + (n_also < 3 ? n_also : 3)) < 0) {
-		arm_retry(a, RETRY_BASE_USEC);
-		return STEP_WAIT;
-	}
-	return STEP_NEXT;
+	return mark_or_wait(a, p->change_id, m, 1 + (n_also < 3 ? n_also : 3));
 }
 
 /* ---- connectors ---- */
@@ -385,16 +452,14 @@ static enum step_outcome step_connectors(struct actions *a, struct pending *p)
 					  { "flush", "skipped", "no backup path" } };
 		log_warnx("actions: change %" PRId64 ": DOWN with no backup path, no connector changed",
 			  p->change_id);
-		mark_steps(a, p->change_id, m, 3);
-		return STEP_NEXT;
+		return mark_or_wait(a, p->change_id, m, 3);
 	}
 	if (!t->present || t->enable.n + t->disable.n == 0) {
 		snprintf(detail, sizeof detail, "nothing to change: no %s", section);
 		const struct mark m[] = { { "connectors", "skipped", detail },
 					  { "transport", "skipped", "transport database unchanged" },
 					  { "flush", "skipped", "transport database unchanged" } };
-		mark_steps(a, p->change_id, m, 3);
-		return STEP_NEXT;
+		return mark_or_wait(a, p->change_id, m, 3);
 	}
 	if (bump_attempts(a, p, "applying") < 0) {
 		arm_retry(a, RETRY_BASE_USEC);
@@ -430,18 +495,16 @@ static enum step_outcome step_connectors(struct actions *a, struct pending *p)
 			   a->cfg->transport.database, l.missing);
 		append(detail, sizeof detail, "; missing from the database: %s", l.missing);
 	}
+	/* Kept in memory if it cannot be written: whether this attempt changed
+	 * the database (and so needs a restart) is not lost to a retry. */
 	if (changed) {
 		const struct mark m[] = { { "connectors", "done", detail } };
-		r = mark_steps(a, p->change_id, m, 1);
+		out = mark_or_wait(a, p->change_id, m, 1);
 	} else {
 		const struct mark m[] = { { "connectors", "done", detail },
 					  { "transport", "skipped", "transport database unchanged" },
 					  { "flush", "skipped", "transport database unchanged" } };
-		r = mark_steps(a, p->change_id, m, 3);
-	}
-	if (r < 0) {
-		arm_retry(a, RETRY_BASE_USEC);
-		out = STEP_WAIT;
+		out = mark_or_wait(a, p->change_id, m, 3);
 	}
 out:
 	sqlite3_close(tdb);
@@ -474,11 +537,10 @@ static void on_transport_done(struct transport_job *j, bool ok, const char *resu
 	log_fields(ok ? LOG_NOTICE : LOG_WARNING, f, "transport: %s %s: job %s (%.2fs)", verb(a),
 		   a->cfg->transport.unit, result, secs);
 	if (ok) {
+		/* Not recorded yet: the retry only marks, no second restart. */
 		if (mark1(a, p, "done", "%s %s: %s in %.2fs", verb(a), a->cfg->transport.unit, result,
-			  secs) < 0) {
-			arm_retry(a, RETRY_BASE_USEC);
+			  secs) == STEP_WAIT)
 			return;
-		}
 	} else {
 		snprintf(why, sizeof why, "%s %s: %s", verb(a), a->cfg->transport.unit, result);
 		const struct mark also[] = { { "flush", "skipped", "transport failed" } };
@@ -492,10 +554,8 @@ static enum step_outcome step_transport(struct actions *a, struct pending *p)
 {
 	int r;
 
-	if (a->cfg->transport.action == TRANSPORT_NONE) {
-		mark1(a, p, "skipped", "action = none");
-		return STEP_NEXT;
-	}
+	if (a->cfg->transport.action == TRANSPORT_NONE)
+		return mark1(a, p, "skipped", "action = none");
 	if (bump_attempts(a, p, "job queued") < 0) {
 		arm_retry(a, RETRY_BASE_USEC);
 		return STEP_WAIT;
@@ -547,10 +607,9 @@ static void on_exec_done(struct exec *x, const struct exec_outcome *o, void *ud)
 		schedule(a);
 		return;
 	}
-	if (mark1(a, p, ok ? "done" : "failed", "%s after %.2fs", what, secs) < 0) {
-		arm_retry(a, RETRY_BASE_USEC);
+	/* Not recorded yet: the retry only marks, the hook does not run twice. */
+	if (mark1(a, p, ok ? "done" : "failed", "%s after %.2fs", what, secs) == STEP_WAIT)
 		return;
-	}
 	schedule(a);
 }
 
@@ -593,15 +652,14 @@ static enum step_outcome step_flush(struct actions *a, struct pending *p)
 {
 	char st[16];
 
-	step_status(a, p->change_id, "transport", st, sizeof st);
-	if (strcmp(st, "done")) {
-		mark1(a, p, "skipped", "no restart");
-		return STEP_NEXT;
+	if (step_status(a, p->change_id, "transport", st, sizeof st) < 0) {
+		arm_retry(a, RETRY_BASE_USEC);
+		return STEP_WAIT;
 	}
-	if (a->cfg->transport.flush.n == 0) {
-		mark1(a, p, "skipped", "no flush command");
-		return STEP_NEXT;
-	}
+	if (strcmp(st, "done"))
+		return mark1(a, p, "skipped", "no restart");
+	if (a->cfg->transport.flush.n == 0)
+		return mark1(a, p, "skipped", "no flush command");
 	return run_program(a, p, a->cfg->transport.flush.v, NULL, FLUSH_TIMEOUT_USEC);
 }
 
@@ -609,10 +667,8 @@ static enum step_outcome step_hook(struct actions *a, struct pending *p)
 {
 	char e_state[32], e_prev[32], e_since[64];
 
-	if (!a->cfg->hook.present || !a->cfg->hook.on_change || !a->cfg->hook.on_change[0]) {
-		mark1(a, p, "skipped", "no hook");
-		return STEP_NEXT;
-	}
+	if (!a->cfg->hook.present || !a->cfg->hook.on_change || !a->cfg->hook.on_change[0])
+		return mark1(a, p, "skipped", "no hook");
 	snprintf(e_state, sizeof e_state, "REROUTER_STATE=%s", p->new_state);
 	snprintf(e_prev, sizeof e_prev, "REROUTER_PREVIOUS=%s", p->old_state);
 	snprintf(e_since, sizeof e_since, "REROUTER_SINCE=%s", p->at);
@@ -627,10 +683,8 @@ static enum step_outcome step_mail(struct actions *a, struct pending *p)
 {
 	int r;
 
-	if (!a->alerts) {
-		mark1(a, p, "skipped", "no [mail]");
-		return STEP_NEXT;
-	}
+	if (!a->alerts)
+		return mark1(a, p, "skipped", "no [mail]");
 	if (bump_attempts(a, p, "queueing") < 0) {
 		arm_retry(a, RETRY_BASE_USEC);
 		return STEP_WAIT;
@@ -641,11 +695,7 @@ static enum step_outcome step_mail(struct actions *a, struct pending *p)
 		snprintf(why, sizeof why, "cannot queue the alert: %s", strerror(-r));
 		return attempt_failed(a, p, NULL, 0, why);
 	}
-	if (mark1(a, p, "done", "alert queued") < 0) {
-		arm_retry(a, RETRY_BASE_USEC);
-		return STEP_WAIT;
-	}
-	return STEP_NEXT;
+	return mark1(a, p, "done", "alert queued");
 }
 
 /* ---- the pipeline ---- */
@@ -655,10 +705,8 @@ static enum step_outcome run_step(struct actions *a, struct pending *p)
 	/* A newer change sets the connectors anyway: doing this one's first
 	 * would only restart the transport twice. Its hook and mail still run. */
 	if (p->newer > 0 && (p->kind == STEP_CONNECTORS || p->kind == STEP_TRANSPORT ||
-			     p->kind == STEP_FLUSH)) {
-		mark1(a, p, "skipped", "superseded by change %" PRId64, p->newer);
-		return STEP_NEXT;
-	}
+			     p->kind == STEP_FLUSH))
+		return mark1(a, p, "skipped", "superseded by change %" PRId64, p->newer);
 	switch (p->kind) {
 	case STEP_CONNECTORS: return step_connectors(a, p);
 	case STEP_TRANSPORT: return step_transport(a, p);
@@ -666,8 +714,7 @@ static enum step_outcome run_step(struct actions *a, struct pending *p)
 	case STEP_HOOK: return step_hook(a, p);
 	case STEP_MAIL: return step_mail(a, p);
 	default:
-		mark1(a, p, "skipped", "unknown step");
-		return STEP_NEXT;
+		return mark1(a, p, "skipped", "unknown step");
 	}
 }
 
@@ -677,6 +724,9 @@ static int on_kick(sd_event_source *s, void *ud)
 	struct pending p;
 
 	(void)s;
+	/* What an earlier try did but could not mark comes first. */
+	if (write_unmarked(a) < 0)
+		return 0;
 	/* Bounded: every STEP_NEXT marked one more row, and a step that
 	 * could not be marked returns STEP_WAIT. */
 	for (int guard = 0; guard < 10000 && !a->running; guard++) {
@@ -689,6 +739,12 @@ static int on_kick(sd_event_source *s, void *ud)
 			return 0;
 		if (run_step(a, &p) == STEP_WAIT)
 			return 0;
+	}
+	/* Should not happen; if it does, the pending steps are not left
+	 * waiting for the next change. */
+	if (!a->running) {
+		log_warnx("actions: step loop guard reached; continuing from a timer");
+		arm_retry(a, RETRY_BASE_USEC);
 	}
 	return 0;
 }

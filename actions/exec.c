@@ -310,9 +310,11 @@ int exec_start(sd_event *e, const struct exec_params *p, exec_done_fn done, void
 	return 0;
 
 fail_kill:
+	/* Reaped here also when the child source exists: it is dropped unused
+	 * (exited = true makes exec_free skip the reaping), and the child was
+	 * just SIGKILLed, so the wait returns at once. */
 	kill(x->pid, SIGKILL);
-	if (!x->child_src)
-		waitpid(x->pid, NULL, 0); /* it was just killed: returns at once */
+	waitpid(x->pid, NULL, 0);
 	x->exited = true;
 fail:
 	for (int i = 0; i < 2; i++) {

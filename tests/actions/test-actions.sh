@@ -8,7 +8,9 @@
 # route right after the switch (flush); one restart per real change and none
 # when the database did not change; the hook's argv and environment; journal
 # fields; and, killing the process right after each step
-# (RR_TEST_CRASH_AFTER_STEP), that a re-run does every step exactly once.
+# (RR_TEST_CRASH_AFTER_STEP), that a re-run does every step exactly once;
+# and, with the state database held by another writer when the restart and
+# the hook end, that each is marked by a retry and done exactly once.
 set -u
 . "$RR_SRCDIR/tests/lib/common.sh"
 . "$RR_SRCDIR/tests/lib/systemd.sh"
@@ -35,8 +37,34 @@ SDB=$T/state.db
 HOOKLOG=$T/hook.log
 FLUSHLOG=$T/flush.log
 
+# gate NAME: when $T/gate-NAME exists (used once), say so in $T/at-NAME and
+# wait (at most 20 s) for $T/go-NAME. The hook and the unit's ExecStartPost
+# pass here, so that the test can take the state database's lock while they run.
+cat >"$T/gate" <<EOF
+#!/bin/sh
+[ -e "$T/gate-\$1" ] || exit 0
+rm -f "$T/gate-\$1"
+touch "$T/at-\$1"
+i=0
+while [ ! -e "$T/go-\$1" ] && [ \$i -lt 200 ]; do sleep 0.1; i=\$((i + 1)); done
+exit 0
+EOF
+# locker DB FLAG RELEASE: another writer (like an admin's sqlite3 shell) holds
+# the database's write lock from FLAG's creation until RELEASE exists (<= 30 s).
+cat >"$T/locker.py" <<'EOF'
+import os, sqlite3, sys, time
+db, flag, release = sys.argv[1:4]
+c = sqlite3.connect(db, isolation_level=None, timeout=10)
+c.execute("BEGIN EXCLUSIVE")
+open(flag, "w").close()
+deadline = time.monotonic() + 30
+while not os.path.exists(release) and time.monotonic() < deadline:
+    time.sleep(0.05)
+c.execute("ROLLBACK")
+EOF
 cat >"$T/hook" <<EOF
 #!/bin/sh
+/bin/sh "$T/gate" hook
 echo "argv=\$1,\$2 state=\$REROUTER_STATE previous=\$REROUTER_PREVIOUS since=\$REROUTER_SINCE" >>"$HOOKLOG"
 echo "hook says hello"
 EOF
@@ -51,10 +79,9 @@ chmod 755 "$T/hook" "$T/flush"
 : >"$HOOKLOG"
 : >"$FLUSHLOG"
 
-drv() {
-	"$DRIVER" -s "$SDB" -t "$TDB" -u "$UNIT" -b user -a restart -f "$T/flush" -H "$T/hook" -T 10 \
-		--down-disable site-a --down-enable site-b --up-enable site-a -w 100 "$@"
-}
+DRV=("$DRIVER" -s "$SDB" -t "$TDB" -u "$UNIT" -b user -a restart -f "$T/flush" -H "$T/hook" -T 10
+	--down-disable site-a --down-enable site-b --up-enable site-a -w 100)
+drv() { "${DRV[@]}" "$@"; }
 route() {
 	sqlite3 "$TDB" "SELECT nexthop FROM transport_routes WHERE address_space = '*'"
 }
@@ -172,6 +199,49 @@ drv run down-nobackup >"$T/nb.out" 2>&1 || rr_fail "driver run down-nobackup"
 rr_expect_eq "no restart" "$s" "$(rr_postfix_starts)"
 rr_expect_eq "connectors skipped" "skipped|no backup path" "$(step_of "$(last_change)" connectors)"
 rr_expect_eq "site A still routes" "smtp:[127.0.3.1]:20025" "$(route)"
+
+rr_step "state database held by another writer when the restart and the hook end"
+mkdir -p "$RR_USER_UNITS/$UNIT.d"
+printf '[Service]\nExecStartPost=/bin/sh %s/gate restart\n' "$T" >"$RR_USER_UNITS/$UNIT.d/rr-gate.conf"
+systemctl --user daemon-reload
+s=$(rr_postfix_starts)
+h=$(hooks)
+f=$(flushes_ok)
+mark_failures() { rr_journal_text | grep -c 'state database: marking a step: database is locked'; }
+more_mark_failures() { [ "$(mark_failures)" -ge "$1" ]; }
+touch "$T/gate-restart" "$T/gate-hook"
+t0=$(rr_now_ms)
+"${DRV[@]}" run down >"$T/lock.out" 2>&1 &
+DPID=$!
+rr_on_cleanup "rr_kill_pid $DPID"
+# Per step: while it runs, take the lock; let it end; hold the lock until two
+# tries to mark it failed (the first and a timed retry), then release.
+for g in restart hook; do
+	rr_check "$g reached its gate" wait_for 30 test -e "$T/at-$g" || break
+	m=$(mark_failures)
+	python3 "$T/locker.py" "$SDB" "$T/locked-$g" "$T/release-$g" &
+	rr_on_cleanup "rr_kill_pid $!"
+	rr_check "lock taken during $g" wait_for 10 test -e "$T/locked-$g"
+	touch "$T/go-$g"
+	rr_check "$g ended, its mark failed twice under the lock" wait_for 20 more_mark_failures $((m + 2))
+	touch "$T/release-$g"
+done
+wait_for 60 rr__dead "$DPID"
+wait "$DPID"
+rr_expect_eq "driver finished" 0 "$?"
+t1=$(rr_now_ms)
+id=$(last_change)
+rr_info "FIGURE: driver $((t1 - t0)) ms with the lock held twice; $(grep '^cpu' "$T/lock.out"); $(mark_failures) failed marks in all"
+transport_kept() { rr_journal_text | grep -q "change $id transport: done, not yet recorded"; }
+rr_check "the transport mark was kept and retried" transport_kept
+rr_expect_eq "one restart" $((s + 1)) "$(rr_postfix_starts)"
+rr_expect_eq "the hook ran once" $((h + 1)) "$(hooks)"
+rr_expect_eq "one successful flush" $((f + 1)) "$(flushes_ok)"
+rr_expect_eq "each step done in one attempt" "connectors done 1,transport done 1,flush done 1,hook done 1,mail skipped 0" \
+	"$(sqlite3 "$SDB" "SELECT group_concat(step || ' ' || status || ' ' || attempts, ',') FROM (SELECT * FROM change_steps WHERE change_id = $id ORDER BY seq)")"
+rr_expect_eq "route now (down: site B)" "smtp:[127.0.3.2]:20025" "$(route)"
+rm -f "$RR_USER_UNITS/$UNIT.d/rr-gate.conf"
+systemctl --user daemon-reload
 
 if [ "$RR_FAILURES" -gt 0 ]; then
 	# The private journal dies with the mount namespace: keep a copy.

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "actions/exec.h"
@@ -167,6 +168,27 @@ START_TEST(test_noexec)
 }
 END_TEST
 
+/* A setup failure after the child source was added (here the timer: a
+ * timeout that overflows the clock) kills the child and must reap it. */
+START_TEST(test_setup_failure_reaps)
+{
+	char *const argv[] = { "/bin/sleep", "30", NULL };
+	struct exec_params p = { argv, NULL, UINT64_MAX - 1, 0, "prog", NULL, 0 };
+	sd_event *e = NULL;
+	struct exec *x = NULL;
+	int st;
+
+	ck_assert_int_ge(sd_event_new(&e), 0);
+	ck_assert_int_lt(exec_start(e, &p, on_done, NULL, &x), 0);
+	ck_assert_ptr_null(x);
+	/* This test's process has no other children: no zombie left. */
+	errno = 0;
+	pid_t z = waitpid(-1, &st, WNOHANG);
+	ck_assert_msg(z == -1 && errno == ECHILD, "a child was left behind: waitpid -> %d", (int)z);
+	sd_event_unref(e);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("exec");
@@ -178,6 +200,7 @@ int main(void)
 	tcase_add_test(tc, test_timeout_term);
 	tcase_add_test(tc, test_timeout_kill);
 	tcase_add_test(tc, test_noexec);
+	tcase_add_test(tc, test_setup_failure_reaps);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

@@ -674,7 +674,9 @@ static void on_sent(struct mail_xfer *x, void *userdata)
 	int r;
 
 	a->xfer = NULL;
-	a->last_attempt_usec = now;
+	/* The floor between attempts is for failures; after an accepted mail
+	 * only min_gap applies (a change right after it goes at once). */
+	a->last_attempt_usec = result == CURLE_OK ? 0 : now;
 	mail_xfer_describe(x, result, desc, sizeof desc);
 	if (result == CURLE_OK) {
 		log_fields(LOG_INFO, f, "alert: mail accepted by %s: %s", server, desc);

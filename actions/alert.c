@@ -39,9 +39,8 @@ struct alerts {
 	sd_event *event;
 	sqlite3 *db;
 	const struct cfg *cfg;
-	struct curl_loop *curl;
 	sd_event_source *timer;    /* CLOCK_REALTIME: the next due attempt, or a kick */
-	struct mail_xfer *xfer;    /* the transfer in flight, if any */
+	struct mail_xfer *xfer;    /* the transfer in flight (on its thread), if any */
 	int64_t xfer_upto;         /* it carries the unsent rows with id <= this */
 	alerts_clock_fn clock;
 	void *clock_ud;
@@ -663,10 +662,11 @@ static int retry_unrecorded(struct alerts *a)
 	return 0;
 }
 
-static void on_sent(CURL *easy, CURLcode result, void *userdata)
+/* The transfer's thread is over; x is freed when this returns. */
+static void on_sent(struct mail_xfer *x, void *userdata)
 {
 	struct alerts *a = userdata;
-	struct mail_xfer *x = a->xfer;
+	CURLcode result = x->result;
 	char desc[768];
 	const struct log_field f[] = { { "REROUTER_ACTION", "mail" } };
 	const char *server = a->cfg && a->cfg->mail.server ? a->cfg->mail.server : "the mail server";
@@ -674,9 +674,10 @@ static void on_sent(CURL *easy, CURLcode result, void *userdata)
 	int r;
 
 	a->xfer = NULL;
-	a->last_attempt_usec = now;
+	/* The floor between attempts is for failures; after an accepted mail
+	 * only min_gap applies (a change right after it goes at once). */
+	a->last_attempt_usec = result == CURLE_OK ? 0 : now;
 	mail_xfer_describe(x, result, desc, sizeof desc);
-	mail_xfer_free(x);
 	if (result == CURLE_OK) {
 		log_fields(LOG_INFO, f, "alert: mail accepted by %s: %s", server, desc);
 		r = record_attempt_at(a, a->xfer_upto, true, desc, now);
@@ -746,7 +747,7 @@ void alerts_kick(struct alerts *a)
 		goto out;
 	}
 	a->xfer_upto = upto;
-	r = curl_loop_add(a->curl, a->xfer->easy, on_sent, a);
+	r = mail_xfer_start(a->event, a->xfer, on_sent, a);
 	if (r < 0) {
 		log_warn_errno(r, "alert: cannot start the mail transfer");
 		a->last_attempt_usec = now;
@@ -790,7 +791,8 @@ int alerts_new(sd_event *e, sqlite3 *state_db, const struct cfg *cfg, struct ale
 	r = db_exec(state_db, ALERTS_SCHEMA_SQL);
 	if (r < 0)
 		goto fail;
-	r = curl_loop_new(e, &a->curl);
+	/* Before the first transfer's thread: curl_global_init() is not thread-safe. */
+	r = curl_loop_global_init();
 	if (r < 0)
 		goto fail;
 	/* Armed at 1: what an earlier run left pending goes out once the loop runs. */
@@ -818,10 +820,12 @@ struct alerts *alerts_free(struct alerts *a)
 	if (!a)
 		return NULL;
 	if (a->xfer) {
-		curl_loop_remove(a->curl, a->xfer->easy);
-		a->xfer = mail_xfer_free(a->xfer);
+		/* Its thread ends within [mail] timeout and cleans up; the alerts
+		 * stay queued and go at the next start. */
+		log_info("alert: a mail transfer is still in flight; its alert stays queued");
+		mail_xfer_abandon(a->xfer);
+		a->xfer = NULL;
 	}
-	curl_loop_free(a->curl);
 	sd_event_source_disable_unref(a->timer);
 	sd_event_unref(a->event);
 	free(a->unrecorded_reply);
@@ -847,23 +851,28 @@ int alerts_count_pending(sqlite3 *state_db)
 
 struct test_mail {
 	sd_event *event;
-	struct mail_xfer *xfer;
 	CURLcode result;
+	long code;
+	char desc[768];
+	bool finished;
 };
 
-static void on_test_sent(CURL *easy, CURLcode result, void *userdata)
+static void on_test_sent(struct mail_xfer *x, void *userdata)
 {
 	struct test_mail *t = userdata;
 
-	t->result = result;
+	t->result = x->result;
+	curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &t->code);
+	mail_xfer_describe(x, x->result, t->desc, sizeof t->desc);
+	t->finished = true;
 	sd_event_exit(t->event, 0);
 }
 
 int alerts_test_mail_main(const struct cfg *cfg)
 {
 	struct test_mail t = { .result = CURLE_FAILED_INIT };
-	struct curl_loop *cl = NULL;
-	char *message = NULL, subject[512], body[1024], err[512], desc[768];
+	struct mail_xfer *x = NULL;
+	char *message = NULL, subject[512], body[1024], err[512];
 	int r, ret = 1;
 
 	if (!cfg->mail.present || cfg->mail.to.n == 0) {
@@ -875,7 +884,7 @@ int alerts_test_mail_main(const struct cfg *cfg)
 		fprintf(stderr, "rerouterd: cannot create an event loop: %s\n", strerror(-r));
 		return 1;
 	}
-	r = curl_loop_new(t.event, &cl);
+	r = curl_loop_global_init();
 	if (r < 0) {
 		fprintf(stderr, "rerouterd: cannot set up libcurl: %s\n", strerror(-r));
 		goto out;
@@ -894,35 +903,34 @@ int alerts_test_mail_main(const struct cfg *cfg)
 		fprintf(stderr, "rerouterd: cannot compose the message: %s\n", strerror(-r));
 		goto out;
 	}
-	r = mail_xfer_new(cfg, message, &t.xfer, err, sizeof err);
+	r = mail_xfer_new(cfg, message, &x, err, sizeof err);
 	if (r < 0) {
 		fprintf(stderr, "rerouterd: test mail not sent: %s\n", err);
 		goto out;
 	}
-	r = curl_loop_add(cl, t.xfer->easy, on_test_sent, &t);
+	/* The daemon's way, waited for: the same job on its own thread. */
+	r = mail_xfer_start(t.event, x, on_test_sent, &t);
 	if (r < 0) {
 		fprintf(stderr, "rerouterd: cannot start the transfer: %s\n", strerror(-r));
+		mail_xfer_free(x);
 		goto out;
 	}
 	r = sd_event_loop(t.event);
 	if (r < 0) {
 		fprintf(stderr, "rerouterd: event loop failed: %s\n", strerror(-r));
+		if (!t.finished)
+			mail_xfer_abandon(x);
 		goto out;
 	}
-	long code = 0;
-	curl_easy_getinfo(t.xfer->easy, CURLINFO_RESPONSE_CODE, &code);
-	mail_xfer_describe(t.xfer, t.result, desc, sizeof desc);
 	if (t.result == CURLE_OK) {
-		printf("%s accepted the test message (reply code %ld): %s\n", cfg->mail.server, code,
-		       desc);
+		printf("%s accepted the test message (reply code %ld): %s\n", cfg->mail.server, t.code,
+		       t.desc);
 		ret = 0;
 	} else {
-		fprintf(stderr, "test mail to %s failed (reply code %ld): %s\n", cfg->mail.server, code,
-			desc);
+		fprintf(stderr, "test mail to %s failed (reply code %ld): %s\n", cfg->mail.server,
+			t.code, t.desc);
 	}
 out:
-	mail_xfer_free(t.xfer);
-	curl_loop_free(cl);
 	sd_event_unref(t.event);
 	return ret;
 }

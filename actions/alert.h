@@ -1,6 +1,7 @@
 /* Alert mail (SPEC section 7): queued persistently in the state database,
- * sent from the event loop with libcurl's multi interface, retried with
- * backoff, delivered once; changes closer than [mail] min_gap merge. */
+ * sent on a worker thread that reports to the event loop (a slow mail server
+ * never holds the loop), retried with backoff, delivered once; changes
+ * closer than [mail] min_gap merge. */
 #pragma once
 
 #include <sqlite3.h>

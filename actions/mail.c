@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "actions/mail.h"
+#include "agent/worker.h"
 
 /* A growing string; on allocation failure it stays failed and sb_take() says so. */
 struct sb {
@@ -334,4 +335,40 @@ void mail_xfer_describe(struct mail_xfer *x, CURLcode result, char *buf, size_t 
 		snprintf(buf, size, "%s (server's last reply code: %ld)", why, code);
 	else
 		snprintf(buf, size, "%s", why);
+}
+
+static void xfer_work(void *arg)
+{
+	struct mail_xfer *x = arg;
+
+	x->result = curl_easy_perform(x->easy);
+}
+
+static void xfer_done(void *arg)
+{
+	struct mail_xfer *x = arg;
+
+	x->worker = NULL;
+	x->done(x, x->userdata);
+}
+
+static void xfer_free(void *arg)
+{
+	mail_xfer_free(arg);
+}
+
+int mail_xfer_start(sd_event *e, struct mail_xfer *x,
+		    void (*done)(struct mail_xfer *x, void *userdata), void *userdata)
+{
+	x->done = done;
+	x->userdata = userdata;
+	x->result = CURLE_FAILED_INIT;
+	return worker_start(e, MAIL_XFER_STACK, xfer_work, xfer_done, xfer_free, x, &x->worker);
+}
+
+void mail_xfer_abandon(struct mail_xfer *x)
+{
+	/* x may be freed by the thread as soon as the loop lets go. */
+	if (x)
+		worker_abandon(x->worker);
 }

@@ -143,14 +143,20 @@ static int on_curl_timer(CURLM *multi, long timeout_ms, void *userp)
 	return 0;
 }
 
+int curl_loop_global_init(void)
+{
+	pthread_once(&curl_once, curl_global);
+	return curl_init_result == CURLE_OK ? 0 : -EIO;
+}
+
 int curl_loop_new(sd_event *e, struct curl_loop **ret)
 {
 	struct curl_loop *cl;
 	int r;
 
-	pthread_once(&curl_once, curl_global);
-	if (curl_init_result != CURLE_OK)
-		return -EIO;
+	r = curl_loop_global_init();
+	if (r < 0)
+		return r;
 	cl = calloc(1, sizeof *cl);
 	if (!cl)
 		return -ENOMEM;

@@ -14,6 +14,9 @@ struct curl_loop;
 typedef void (*curl_loop_done_fn)(CURL *easy, CURLcode result, void *userdata);
 
 int curl_loop_new(sd_event *e, struct curl_loop **ret);
+/* curl_global_init(), once, before any thread uses libcurl (curl_loop_new()
+ * does it too); 0 or -EIO. */
+int curl_loop_global_init(void);
 /* Transfers still running are removed without their callbacks. */
 struct curl_loop *curl_loop_free(struct curl_loop *cl);
 /* Start a transfer. Uses CURLOPT_PRIVATE of the easy handle. */

@@ -13,7 +13,9 @@ librerouter_la_SOURCES += \
 	agent/vote.c \
 	agent/vote.h \
 	agent/window.c \
-	agent/window.h
+	agent/window.h \
+	agent/worker.c \
+	agent/worker.h
 
 if HAVE_CHECK
 check_PROGRAMS += \

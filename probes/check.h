@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 
 #include "agent/curl_loop.h"
+#include "agent/worker.h"
 #include "probes/probe.h"
 
 struct probe_check;
@@ -62,16 +63,6 @@ uint64_t probe_elapsed_ms(const struct probe_check *c);
 enum probe_outcome probe_errno_outcome(int err);
 /* source = an IP address: fill *ss with it (port 0). -EINVAL when it is not one. */
 int probe_source_addr(const char *source, struct sockaddr_storage *ss, socklen_t *len);
-
-/* worker.c: run work(arg) on a thread of its own, then done(arg) on the loop.
- * After probe_job_abandon() done is never called and free_arg(arg) runs when the
- * worker returns, so a late worker touches nothing the loop has freed. */
-struct probe_job;
-typedef void (*probe_job_fn)(void *arg);
-int probe_job_start(sd_event *e, probe_job_fn work, probe_job_fn done, probe_job_fn free_arg,
-		    void *arg, struct probe_job **ret);
-void probe_job_abandon(struct probe_job *j);
-/* When probe_job_start() fails, arg stays with the caller. */
 
 /* resolve.c: bounded asynchronous name resolution for sockets we open
  * ourselves (tcp). IP literals are answered at once without DNS. The callback

@@ -64,7 +64,7 @@ struct ping_group {
 	struct ping_target *t;
 	/* Loop only. */
 	struct icmp **member;        /* member[i] is NULL once its check stopped */
-	struct probe_job *job;
+	struct worker *job;
 };
 
 struct icmp {
@@ -445,7 +445,7 @@ void probe_icmp_launch(struct ping_group **pending, sd_event *e)
 			group_free(g);
 			continue;
 		}
-		r = probe_job_start(e, group_work, group_done, group_free, g, &g->job);
+		r = worker_start(e, 0, group_work, group_done, group_free, g, &g->job);
 		if (r >= 0)
 			continue;
 		for (size_t i = 0; i < g->n; i++)
@@ -477,11 +477,11 @@ static void icmp_stop(struct probe_check *c)
 	g->member[ic->idx] = NULL;
 	/* The last member to give up lets the worker go; it frees g when done. */
 	if (atomic_fetch_sub(&g->attached, 1) == 1 && g->job) {
-		struct probe_job *j = g->job;
+		struct worker *j = g->job;
 
 		/* g may be freed right here, if the worker has already returned. */
 		g->job = NULL;
-		probe_job_abandon(j);
+		worker_abandon(j);
 	}
 	free(ic);
 }

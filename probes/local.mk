@@ -9,8 +9,7 @@ librerouter_la_SOURCES += \
 	probes/resolve.c \
 	probes/run.c \
 	probes/smtp.c \
-	probes/tcp.c \
-	probes/worker.c
+	probes/tcp.c
 
 if HAVE_CHECK
 check_PROGRAMS += tests/unit/check_probes

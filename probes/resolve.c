@@ -1,5 +1,5 @@
 /* Name resolution that cannot hold a check past its deadline: getaddrinfo()
- * runs on a worker (probes/worker.c); the check's deadline timer decides when
+ * runs on a worker (agent/worker.c); the check's deadline timer decides when
  * to stop waiting and reports `dns timeout`. A resolver that answers later
  * finds its request abandoned and frees it. IP literals never reach DNS. */
 #include "config.h"
@@ -12,7 +12,7 @@
 #include "probes/check.h"
 
 struct probe_resolve {
-	struct probe_job *job;
+	struct worker *job;
 	probe_resolve_fn cb;
 	void *userdata;
 	/* Owned by the worker until done; copies, so the caller's cfg may go. */
@@ -93,7 +93,7 @@ int probe_resolve_start(sd_event *e, const char *host, uint16_t port, int family
 	r->family = family;
 	r->cb = cb;
 	r->userdata = userdata;
-	err = probe_job_start(e, resolve_work, resolve_done, resolve_free, r, &r->job);
+	err = worker_start(e, 0, resolve_work, resolve_done, resolve_free, r, &r->job);
 	if (err < 0) {
 		resolve_free(r);
 		return err;
@@ -107,5 +107,5 @@ void probe_resolve_cancel(struct probe_resolve *r)
 	/* After the callback the request belongs to the job alone: callers drop
 	 * their pointer in the callback, so r is still in flight here. */
 	if (r)
-		probe_job_abandon(r->job);
+		worker_abandon(r->job);
 }

@@ -21,6 +21,7 @@ p.add_argument("--key")
 p.add_argument("--require-tls", action="store_true")
 p.add_argument("--implicit-tls", action="store_true")   # smtps://
 p.add_argument("--auth")                           # USER:PASSWORD
+p.add_argument("--hold-dot", action="store_true")  # a stalled server: never answer "."
 args = p.parse_args()
 
 lock = threading.Lock()
@@ -134,6 +135,11 @@ class Handler(socketserver.StreamRequestHandler):
                         if ln == b".\r\n":
                             break
                         raw.append(ln)
+                    if args.hold_dot:
+                        log("S: holding the reply to the end of data")
+                        while self.rfile.readline(65536):
+                            pass
+                        raise EOFError
                     with lock:
                         state["seen"] += 1
                         n = state["seen"]

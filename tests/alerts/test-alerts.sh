@@ -244,5 +244,39 @@ wait_for 5 has_files "$T/box6" 1 && ok "the test message arrived" || fail "test 
 tm_fail "dead port" "connect|Connection refused" dead
 stop_pid "$SINK"
 
+echo "== 7. a stalled server (no reply to the end of data): the daemon still stops at once"
+# The transfer runs on its own thread: SIGTERM is handled by the loop while it
+# hangs, and the alert stays queued for the next start (exactly once).
+mkdir -p "$T/box7"
+start_pysrv "$T/py7.log" 24032 --dir "$T/box7" --hold-dot
+db="$T/s7.db"
+c1=$("$D" "$db" insert down up)
+# Queue it with a failed attempt (nothing listens on 24039), so rerouterd
+# finds it pending at start.
+RR_MAIL_SERVER="smtp://$IP:24039" RR_DRIVER_DEADLINE_MS=300 "$D" "$db" run "$c1" 2>/dev/null || true
+[ "$(pending "$db")" = 1 ] || fail "alert not queued before the daemon starts"
+sed -e "s|^state_db = .*|state_db = $db|" -e "s|^server = .*|server = smtp://$IP:24032|" \
+	-e "s|^timeout = .*|timeout = 30s|" "$T/rerouter.conf" >"$T/stall.conf"
+"$RR_BUILDDIR/rerouterd" -c "$T/stall.conf" >"$T/d7.log" 2>&1 &
+RD=$!; PIDS="$PIDS $RD"
+if wait_for 10 grep -q "holding the reply" "$T/py7.log"; then
+	ok "the daemon's transfer hangs at the end of data"
+	t0=$(date +%s%N)
+	kill -TERM "$RD"
+	if wait_for 5 sh -c "! kill -0 $RD"; then
+		t1=$(date +%s%N)
+		wait "$RD"; rc=$?
+		[ "$rc" = 0 ] && ok "SIGTERM during the hung transfer: exit 0" || fail "exit status $rc after SIGTERM"
+		echo "figure: SIGTERM to exit with the transfer hung: $(((t1 - t0) / 1000000)) ms ([mail] timeout 30 s)"
+	else
+		fail "rerouterd still running 5 s after SIGTERM"
+	fi
+	[ "$(pending "$db")" = 1 ] && ok "the unsent alert stays queued" || fail "alert not pending after stop"
+else
+	fail "no transfer reached the stalled server"; cat "$T/d7.log"
+fi
+stop_pid "$RD"
+stop_pid "$PY"
+
 if [ "$fails" -ne 0 ]; then echo "$fails check(s) FAILED"; exit 1; fi
 echo "all alert checks passed"

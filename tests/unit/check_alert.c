@@ -1,9 +1,10 @@
 /* Alert mail without a network: the message format, the body drawn from a
  * change and its steps, idempotent queueing, merging under min_gap and the
  * retry schedule, all against a real SQLite state database with a fake clock;
- * and one real transfer to a minimal SMTP responder on the test's own event
- * loop (loopback 127.0.4.1, the alerts area's address) whose outcome the
- * database refuses to record. */
+ * and real transfers to a minimal SMTP responder (loopback 127.0.4.1, the
+ * alerts area's address): one whose outcome the database refuses to record,
+ * one the server is slow to accept while the loop must keep running, and one
+ * abandoned in flight. */
 #include "config.h"
 
 #include <arpa/inet.h>
@@ -21,6 +22,7 @@
 #include "actions/alert.h"
 #include "actions/mail.h"
 #include "agent/change.h"
+#include "agent/worker.h"
 
 #define SEC USEC_PER_SEC
 #define T0 (1795000000ULL * SEC) /* a fixed wall time, in 2026 */
@@ -395,14 +397,15 @@ END_TEST
 
 /* --- a minimal SMTP responder: counts the mails begun and accepted ---
  * In a thread of its own, because libcurl (7.88) waits for the reply to the
- * end of the data in a blocking call: a responder on the same loop would
- * only answer after curl's timeout. */
+ * end of the data in a blocking call (on the transfer's own thread). */
 
 struct sink {
 	int fd;
 	atomic_int conn_fd;      /* the connection being served, or -1 */
 	pthread_t thread;
 	atomic_int started, accepted; /* MAIL FROM commands; mails accepted */
+	atomic_int dot_seen;     /* ends of DATA received */
+	unsigned dot_delay_ms;   /* how long the reply to "." is held back */
 	char url[64];
 };
 
@@ -433,6 +436,10 @@ static void sink_serve(struct sink *k, int fd)
 			if (data) {
 				if (!strcmp(line, ".\r\n")) {
 					data = false;
+					k->dot_seen++;
+					/* A slow server: busy queueing, or stalled. */
+					if (k->dot_delay_ms)
+						usleep(k->dot_delay_ms * 1000);
 					k->accepted++;
 					reply = "250 2.0.0 Ok: queued as SINK1\r\n";
 				}
@@ -575,6 +582,93 @@ START_TEST(test_sent_but_not_recorded)
 }
 END_TEST
 
+/* The loop's heartbeat: a 50 ms timer, counting its ticks while the server
+ * holds back its reply to the end of the data. */
+struct ticker {
+	struct sink *k;
+	sd_event_source *src;
+	int ticks, ticks_held;
+};
+
+static int on_tick(sd_event_source *s, uint64_t usec, void *userdata)
+{
+	struct ticker *t = userdata;
+
+	t->ticks++;
+	if (t->k->dot_seen > t->k->accepted)
+		t->ticks_held++;
+	sd_event_source_set_time(s, usec + 50 * 1000);
+	sd_event_source_set_enabled(s, SD_EVENT_ON);
+	return 0;
+}
+
+static void ticker_start(struct ticker *t, struct sink *k)
+{
+	uint64_t now;
+
+	memset(t, 0, sizeof *t);
+	t->k = k;
+	sd_event_now(ev, CLOCK_MONOTONIC, &now);
+	ck_assert_int_ge(sd_event_add_time(ev, &t->src, CLOCK_MONOTONIC, now + 50 * 1000, 1000,
+					   on_tick, t), 0);
+}
+
+/* A server slow to accept the mail must not hold the loop: the timer keeps
+ * ticking during the 2 s the reply to "." is held back (about 40 ticks; 0 or 1
+ * when the transfer ran on the loop), and the mail is recorded once it comes. */
+START_TEST(test_slow_server_loop_runs)
+{
+	struct sink k;
+	struct ticker t;
+
+	alerts_set_clock(al, NULL, NULL);
+	sink_start(&k);
+	k.dot_delay_ms = 2000;
+	cfg.mail.server = k.url;
+	cfg.mail.timeout_usec = 10 * SEC;
+	ticker_start(&t, &k);
+	ck_assert_int_eq(alerts_enqueue_change(al, add_change("down", "up", false)), 0);
+
+	ck_assert(RUN_UNTIL(k.dot_seen == 1, 10));
+	ck_assert(RUN_UNTIL(alerts_count_pending(db) == 0, 10));
+	printf("check_alert: %d loop ticks (50 ms) while the server held its reply for 2 s\n",
+	       t.ticks_held);
+	ck_assert_int_ge(t.ticks_held, 5);
+	ck_assert_int_eq(k.accepted, 1);
+	ck_assert_int_eq(k.started, 1);
+	ck_assert_int_eq(rows("SELECT COUNT(*) FROM alerts WHERE attempts = 1 AND sent_usec IS NOT NULL "
+			      "AND reply LIKE '250 2.0.0 Ok: queued as SINK1%'"), 1);
+	sd_event_source_disable_unref(t.src);
+	ck_assert(RUN_UNTIL(worker_live() == 0, 10));
+	sink_stop(&k);
+}
+END_TEST
+
+/* Freed (shutdown) while the server holds its reply: no callback after the
+ * free, the alert stays queued for the next start, and the transfer's thread
+ * finishes by itself and frees its job (valgrind and ASan watch this). */
+START_TEST(test_free_in_flight)
+{
+	struct sink k;
+
+	alerts_set_clock(al, NULL, NULL);
+	sink_start(&k);
+	k.dot_delay_ms = 500;
+	cfg.mail.server = k.url;
+	cfg.mail.timeout_usec = 10 * SEC;
+	ck_assert_int_eq(alerts_enqueue_change(al, add_change("down", "up", false)), 0);
+	ck_assert(RUN_UNTIL(k.dot_seen == 1, 10));
+	ck_assert_uint_eq(worker_live(), 1);
+	al = alerts_free(al);
+	/* The loop goes on without the alerts; the thread ends on its own. */
+	ck_assert(RUN_UNTIL(worker_live() == 0, 10));
+	ck_assert_int_eq(k.accepted, 1);
+	ck_assert_int_eq(alerts_count_pending(db), 1);
+	ck_assert_int_eq(rows("SELECT COUNT(*) FROM alerts WHERE attempts = 0"), 1);
+	sink_stop(&k);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("alert");
@@ -591,6 +685,8 @@ int main(void)
 	tcase_add_test(tc, test_no_mail_section);
 	tcase_add_test(tc, test_count_without_table);
 	tcase_add_test(tc, test_sent_but_not_recorded);
+	tcase_add_test(tc, test_slow_server_loop_runs);
+	tcase_add_test(tc, test_free_in_flight);
 	tcase_set_timeout(tc, 60);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);

@@ -490,14 +490,14 @@ static void job_free(void *arg)
 
 START_TEST(test_worker_abandon)
 {
-	struct probe_job *a = NULL, *b = NULL;
+	struct worker *a = NULL, *b = NULL;
 	sd_event *e = NULL;
 	int *x = calloc(1, sizeof *x), *y = calloc(1, sizeof *y);
 
 	ck_assert_int_ge(sd_event_new(&e), 0);
-	ck_assert_int_eq(probe_job_start(e, slow_work, job_done, job_free, x, &a), 0);
-	ck_assert_int_eq(probe_job_start(e, slow_work, job_done, job_free, y, &b), 0);
-	probe_job_abandon(a);
+	ck_assert_int_eq(worker_start(e, 0, slow_work, job_done, job_free, x, &a), 0);
+	ck_assert_int_eq(worker_start(e, 0, slow_work, job_done, job_free, y, &b), 0);
+	worker_abandon(a);
 	/* b reports through the loop; a never does, but is freed by its worker. */
 	for (int i = 0; i < 100 && (atomic_load(&jobs_done) < 1 || atomic_load(&jobs_freed) < 2); i++)
 		ck_assert_int_ge(sd_event_run(e, 20000), 0);

@@ -1,10 +1,11 @@
-/* Blocking work (liboping's ping_send(), getaddrinfo()) on a thread of its
- * own, its end signalled to the loop through an eventfd. The job is shared by
+/* Blocking work (liboping's ping_send(), getaddrinfo(), an SMTP transfer) on
+ * a thread of its own, its end signalled to the loop through an eventfd. The job is shared by
  * the loop and the thread with a reference count, so whichever lets go last
  * frees it: a worker that outlives its deadline (a resolver that never
  * answers) finishes later and cleans up after itself, touching nothing of the
  * run. One thread per job, not a pool: every check of a run must be able to
- * block until its own deadline at the same time. */
+ * block until its own deadline at the same time. Detached: at exit nobody
+ * waits for a thread stuck on a server (its work is lost, not half-done). */
 #include "config.h"
 
 #include <errno.h>
@@ -16,30 +17,38 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#include "probes/check.h"
+#include "agent/worker.h"
 
 /* getaddrinfo() and liboping need little stack; a small one keeps a run of
- * hundreds of pings cheap. Sanitizer builds need more. */
+ * hundreds of pings cheap. Sanitizer builds need several times more. */
+#define WORKER_STACK_DEFAULT (256 * 1024)
 #if defined(__SANITIZE_ADDRESS__)
-#define WORKER_STACK (1024 * 1024)
+#define WORKER_STACK_FACTOR 4
 #elif defined(__has_feature)
 #if __has_feature(address_sanitizer)
-#define WORKER_STACK (1024 * 1024)
+#define WORKER_STACK_FACTOR 4
 #endif
 #endif
-#ifndef WORKER_STACK
-#define WORKER_STACK (256 * 1024)
+#ifndef WORKER_STACK_FACTOR
+#define WORKER_STACK_FACTOR 1
 #endif
 
-struct probe_job {
+struct worker {
 	atomic_int refs;
 	int efd;
 	sd_event_source *io;
-	probe_job_fn work, done, free_arg;
+	worker_fn work, done, free_arg;
 	void *arg;
 };
 
-static void job_unref(struct probe_job *j)
+static atomic_uint live;
+
+unsigned worker_live(void)
+{
+	return atomic_load(&live);
+}
+
+static void job_unref(struct worker *j)
 {
 	if (atomic_fetch_sub(&j->refs, 1) != 1)
 		return;
@@ -47,11 +56,12 @@ static void job_unref(struct probe_job *j)
 	if (j->free_arg)
 		j->free_arg(j->arg);
 	free(j);
+	atomic_fetch_sub(&live, 1);
 }
 
 static void *worker_main(void *p)
 {
-	struct probe_job *j = p;
+	struct worker *j = p;
 	uint64_t one = 1;
 
 	j->work(j->arg);
@@ -63,7 +73,7 @@ static void *worker_main(void *p)
 
 static int on_job_done(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 {
-	struct probe_job *j = userdata;
+	struct worker *j = userdata;
 
 	j->io = sd_event_source_disable_unref(j->io);
 	/* done() may abandon nothing any more: the job is over. */
@@ -72,10 +82,10 @@ static int on_job_done(sd_event_source *s, int fd, uint32_t revents, void *userd
 	return 0;
 }
 
-int probe_job_start(sd_event *e, probe_job_fn work, probe_job_fn done, probe_job_fn free_arg,
-		    void *arg, struct probe_job **ret)
+int worker_start(sd_event *e, size_t stack_size, worker_fn work, worker_fn done,
+		 worker_fn free_arg, void *arg, struct worker **ret)
 {
-	struct probe_job *j;
+	struct worker *j;
 	pthread_attr_t attr;
 	pthread_t t;
 	sigset_t all, old;
@@ -101,19 +111,22 @@ int probe_job_start(sd_event *e, probe_job_fn work, probe_job_fn done, probe_job
 		free(j);
 		return r;
 	}
-	sd_event_source_set_description(j->io, "probe-worker");
+	sd_event_source_set_description(j->io, "worker");
 
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	pthread_attr_setstacksize(&attr, WORKER_STACK);
+	pthread_attr_setstacksize(&attr,
+				  (stack_size ? stack_size : WORKER_STACK_DEFAULT) * WORKER_STACK_FACTOR);
 	/* Signals stay with the loop thread (sd_event_add_signal blocks them there;
 	 * a worker must not catch them either). */
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
+	atomic_fetch_add(&live, 1);
 	r = -pthread_create(&t, &attr, worker_main, j);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	pthread_attr_destroy(&attr);
 	if (r < 0) {
+		atomic_fetch_sub(&live, 1);
 		sd_event_source_disable_unref(j->io);
 		close(j->efd);
 		free(j);
@@ -123,7 +136,7 @@ int probe_job_start(sd_event *e, probe_job_fn work, probe_job_fn done, probe_job
 	return 0;
 }
 
-void probe_job_abandon(struct probe_job *j)
+void worker_abandon(struct worker *j)
 {
 	if (!j)
 		return;

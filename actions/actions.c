@@ -529,9 +529,12 @@ static void on_transport_done(struct transport_job *j, bool ok, const char *resu
 		{ "REROUTER_RESULT", ok ? "pass" : "fail" },
 	};
 	double secs = (double)(now_usec(CLOCK_MONOTONIC) - a->started_usec) / 1e6;
-	char why[512];
+	char why[512], res[256];
 
 	(void)j;
+	/* result lives in the job, which is freed here. */
+	snprintf(res, sizeof res, "%s", result);
+	result = res;
 	a->job = transport_job_free(a->job);
 	a->running = false;
 	log_fields(ok ? LOG_NOTICE : LOG_WARNING, f, "transport: %s %s: job %s (%.2fs)", verb(a),
@@ -592,9 +595,10 @@ static void on_exec_done(struct exec *x, const struct exec_outcome *o, void *ud)
 	char what[128];
 
 	(void)x;
+	/* o lives in the exec, which is freed here. */
+	exec_outcome_str(o, what, sizeof what);
 	a->exec = exec_free(a->exec);
 	a->running = false;
-	exec_outcome_str(o, what, sizeof what);
 	log_fields(ok ? LOG_INFO : LOG_WARNING, f, "%s: %s after %.2fs", p->step, what, secs);
 	/* Right after a restart the transport may not accept the flush yet
 	 * (postqueue: "mail system is down"): try again. A hook that failed

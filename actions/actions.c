@@ -8,15 +8,36 @@
  *  - connectors are set to wanted values (idempotent); whether an interrupted
  *    attempt had already changed the database is read back from the rows'
  *    changed_at/changed_by, so the restart it needs is not lost;
- *  - transport, flush, hook run again only if they were not marked (a crash
- *    in the middle of one repeats it: at least once, never skipped);
+ *  - transport (restart): before the job is issued the step's detail records
+ *    "issued: restart; InvocationID=X" (the unit's, read over D-Bus). A
+ *    start-up that finds this waits for any job still running on the unit,
+ *    then reads the InvocationID again: changed and the unit running means
+ *    the restart happened ("restarted before the crash"), so it is marked
+ *    done, not repeated; unchanged means it never reached systemd, so it is
+ *    issued now. Exactly once either way. (A change of InvocationID by
+ *    somebody else's restart in between also counts: the transport has
+ *    re-read the database, which is all the step is for.)
+ *  - transport (reload): no such evidence exists (a reload keeps the
+ *    InvocationID), and none is needed: an interrupted reload is simply
+ *    repeated, which is harmless.
+ *  - flush: repeated; a second `postqueue -f` is harmless.
+ *  - hook: AT MOST once. Its detail says "starting", then "started (pid N)",
+ *    before and right after the fork; a start-up that finds either does not
+ *    run it again (an admin's hook may page someone or change routes) but
+ *    marks it failed, "interrupted by a crash of rerouterd; not run again",
+ *    and logs a warning. A crash between the two records may thus lose a
+ *    hook that never started; a hook twice is the worse error.
  *  - mail: alerts_enqueue_change() is idempotent per change.
  * A mark that cannot be written (the state database held by another writer,
  * or full) is kept in memory and retried from a timer before anything else,
  * so this process never repeats a restart or a hook for want of a mark.
  *
  * Test only: RR_TEST_CRASH_AFTER_STEP=NAME kills the process with SIGKILL
- * right after the step NAME was marked, to test the recovery above. */
+ * right after the step NAME was marked, to test the recovery above; and
+ * =transport-recorded after the restart was recorded as issued but before it
+ * was sent, =transport-issued right after systemd accepted the restart job
+ * (recorded as issued, no result yet), =hook-started right after the hook's
+ * fork/exec (recorded as started). */
 #include "config.h"
 
 #include <errno.h>
@@ -41,6 +62,15 @@
 #define RETRY_MAX_USEC (60 * USEC_PER_SEC)
 #define TRANSPORT_TIMEOUT_USEC (120 * USEC_PER_SEC)
 #define FLUSH_TIMEOUT_USEC (60 * USEC_PER_SEC)
+#define QUERY_TIMEOUT_USEC (30 * USEC_PER_SEC)
+/* Resuming a restart issued before a crash: while the unit still has a job
+ * (the restart itself, still running), look again after this, this often. */
+#define JOB_POLL_USEC (500 * 1000)
+#define JOB_POLL_MAX 240
+/* The detail that records work begun but not yet marked (see the header). */
+#define ISSUED_RESTART "issued: restart; InvocationID="
+#define HOOK_STARTING "starting"
+#define HOOK_STARTED "started (pid "
 /* On the loop: a writer holding the transport database costs at most
  * CONN_TRIES times this, then the step is retried from a timer. */
 #define LOOP_BUSY_TIMEOUT_MSEC 250
@@ -55,6 +85,7 @@ struct pending {
 	uint64_t at_usec;
 	bool no_backup;
 	int64_t newer; /* a newer change that sets connectors, or 0 */
+	char detail[256];
 };
 
 /* Marks that could not be written (the state database held by another
@@ -78,6 +109,12 @@ struct actions {
 	struct transport_job *job;
 	struct pending cur; /* the step in flight */
 	struct unmarked unmarked;
+	/* The change whose transport/hook this process issued or started: a
+	 * record of "issued"/"started" for it is ours, not a crashed process's. */
+	int64_t launched[_STEP_MAX];
+	bool resuming;  /* the query in flight checks a restart issued before a crash */
+	int64_t polling; /* the change whose unit still had a job at the last look */
+	int job_polls;
 	uint64_t started_usec;
 	bool running;
 };
@@ -111,7 +148,8 @@ static int load_next(struct actions *a, struct pending *p)
 	rc = sqlite3_prepare_v2(a->db,
 				"SELECT s.change_id, s.step, s.attempts, c.new_state, c.old_state, "
 				"c.at, c.at_usec, c.no_backup, "
-				"(SELECT MAX(n.id) FROM changes AS n WHERE n.id > c.id AND n.no_backup = 0) "
+				"(SELECT MAX(n.id) FROM changes AS n WHERE n.id > c.id AND n.no_backup = 0), "
+				"s.detail "
 				"FROM change_steps AS s JOIN changes AS c ON c.id = s.change_id "
 				"WHERE s.status = 'pending' ORDER BY s.change_id, s.seq LIMIT 1",
 				-1, &st, NULL);
@@ -140,6 +178,8 @@ static int load_next(struct actions *a, struct pending *p)
 	p->at_usec = (uint64_t)sqlite3_column_int64(st, 6);
 	p->no_backup = sqlite3_column_int(st, 7) != 0;
 	p->newer = sqlite3_column_int64(st, 8);
+	snprintf(p->detail, sizeof p->detail, "%s",
+		 sqlite3_column_text(st, 9) ? (const char *)sqlite3_column_text(st, 9) : "");
 	r = 1;
 out:
 	sqlite3_finalize(st);
@@ -265,7 +305,8 @@ static enum step_outcome mark1(struct actions *a, const struct pending *p, const
 	return mark_or_wait(a, p->change_id, &m, 1);
 }
 
-/* Before an attempt: counted first, so a crash during it is known at the next start. */
+/* Before an attempt: counted first, so a crash during it is known at the next
+ * start. detail NULL: kept (it may hold what a crashed process issued). */
 static int bump_attempts(struct actions *a, struct pending *p, const char *detail)
 {
 	sqlite3_stmt *st = NULL;
@@ -274,13 +315,16 @@ static int bump_attempts(struct actions *a, struct pending *p, const char *detai
 
 	conn_iso_time(now_usec(CLOCK_REALTIME), now);
 	rc = sqlite3_prepare_v2(a->db,
-				"UPDATE change_steps SET attempts = attempts + 1, detail = ?3, "
+				"UPDATE change_steps SET attempts = attempts + 1, detail = COALESCE(?3, detail), "
 				"updated_at = ?4 WHERE change_id = ?1 AND step = ?2",
 				-1, &st, NULL);
 	if (rc == SQLITE_OK) {
 		sqlite3_bind_int64(st, 1, p->change_id);
 		sqlite3_bind_text(st, 2, p->step, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 3, detail, -1, SQLITE_STATIC);
+		if (detail)
+			sqlite3_bind_text(st, 3, detail, -1, SQLITE_STATIC);
+		else
+			sqlite3_bind_null(st, 3);
 		sqlite3_bind_text(st, 4, now, -1, SQLITE_STATIC);
 		rc = sqlite3_step(st) == SQLITE_DONE ? SQLITE_OK : sqlite3_errcode(a->db);
 	}
@@ -553,28 +597,161 @@ static void on_transport_done(struct transport_job *j, bool ok, const char *resu
 	schedule(a);
 }
 
-static enum step_outcome step_transport(struct actions *a, struct pending *p)
+static void on_transport_queued(struct transport_job *j, const char *path, void *ud)
 {
+	(void)j, (void)path, (void)ud;
+	/* systemd has the job: it runs even if we die now. */
+	crash_point("transport-issued");
+}
+
+static enum step_outcome transport_failed(struct actions *a, const struct pending *p, int r)
+{
+	char why[512];
+	snprintf(why, sizeof why, "%s %s: %s bus: %s", verb(a), a->cfg->transport.unit,
+		 a->cfg->transport.bus == BUS_USER ? "user" : "system", strerror(-r));
+	const struct mark also[] = { { "flush", "skipped", "transport failed" } };
+	return attempt_failed(a, p, also, 1, why);
+}
+
+/* Records that the job is being issued (with invocation_id, the unit's
+ * before a restart), then issues it. */
+static enum step_outcome issue_job(struct actions *a, struct pending *p, const char *invocation_id)
+{
+	char detail[128];
 	int r;
 
-	if (a->cfg->transport.action == TRANSPORT_NONE)
-		return mark1(a, p, "skipped", "action = none");
-	if (bump_attempts(a, p, "job queued") < 0) {
+	if (a->cfg->transport.action == TRANSPORT_RESTART)
+		snprintf(detail, sizeof detail, ISSUED_RESTART "%s",
+			 invocation_id[0] ? invocation_id : "none");
+	else
+		snprintf(detail, sizeof detail, "issued: reload (repeated if interrupted: harmless)");
+	/* No record, no job: a crash must find out what was issued. */
+	if (set_detail(a, p, detail) < 0) {
 		arm_retry(a, RETRY_BASE_USEC);
 		return STEP_WAIT;
 	}
-	a->cur = *p;
+	crash_point("transport-recorded");
+	if (p != &a->cur) /* from on_unit_read(), p is a->cur */
+		a->cur = *p;
 	a->started_usec = now_usec(CLOCK_MONOTONIC);
+	a->launched[STEP_TRANSPORT] = p->change_id;
 	r = transport_start(a->event, a->cfg->transport.bus, a->cfg->transport.unit,
 			    a->cfg->transport.action, TRANSPORT_TIMEOUT_USEC, on_transport_done, a,
 			    &a->job);
 	if (r < 0) {
-		char why[512];
-		snprintf(why, sizeof why, "%s %s: %s bus: %s", verb(a), a->cfg->transport.unit,
-			 a->cfg->transport.bus == BUS_USER ? "user" : "system", strerror(-r));
-		const struct mark also[] = { { "flush", "skipped", "transport failed" } };
-		return attempt_failed(a, p, also, 1, why);
+		a->launched[STEP_TRANSPORT] = 0;
+		return transport_failed(a, p, r);
 	}
+	transport_job_on_queued(a->job, on_transport_queued);
+	a->running = true;
+	return STEP_WAIT;
+}
+
+static void on_unit_read(struct transport_job *j, const struct transport_unit_info *info_in,
+			 const char *why, void *ud)
+{
+	struct actions *a = ud;
+	struct pending *p = &a->cur;
+	struct transport_unit_info copy, *info = NULL;
+	char buf[512];
+	const char *now_id = copy.invocation_id;
+	bool resuming = a->resuming;
+
+	(void)j;
+	/* info_in and why live in the job, which is freed here. */
+	if (info_in) {
+		copy = *info_in;
+		info = &copy;
+	} else
+		snprintf(buf, sizeof buf, "%s", why);
+	a->job = transport_job_free(a->job);
+	a->running = false;
+	a->resuming = false;
+	a->polling = 0;
+	if (!info) {
+		snprintf(buf + strlen(buf), sizeof buf - strlen(buf), " (%s bus)",
+			 a->cfg->transport.bus == BUS_USER ? "user" : "system");
+		if (resuming && p->attempts < MAX_ATTEMPTS) {
+			/* Not attempt_failed(): its detail would replace the record
+			 * of what was issued before the crash. */
+			log_warnx("actions: change %" PRId64 " transport: %s; retrying", p->change_id, buf);
+			arm_retry(a, backoff_usec(p->attempts));
+			return;
+		}
+		const struct mark also[] = { { "flush", "skipped", "transport failed" } };
+		if (attempt_failed(a, p, also, 1, buf) == STEP_NEXT)
+			schedule(a);
+		return;
+	}
+	if (resuming && info->job_id != 0 && a->job_polls++ < JOB_POLL_MAX) {
+		/* Most likely the restart issued before the crash, still running. */
+		log_debug("actions: change %" PRId64 " transport: %s has job %" PRIu32 "; waiting",
+			  p->change_id, a->cfg->transport.unit, info->job_id);
+		a->polling = p->change_id;
+		arm_retry(a, JOB_POLL_USEC);
+		return;
+	}
+	if (resuming) {
+		const char *before = p->detail + strlen(ISSUED_RESTART);
+		const char *was = strcmp(before, "none") ? before : "";
+		bool running = !strcmp(info->active_state, "active") ||
+			       !strcmp(info->active_state, "reloading");
+		if (strcmp(now_id, was) && running) {
+			log_notice("actions: change %" PRId64 " transport: %s was restarted before the "
+				   "crash of rerouterd (InvocationID %s -> %s): not restarted again",
+				   p->change_id, a->cfg->transport.unit, was[0] ? was : "none", now_id);
+			if (mark1(a, p, "done", "restarted before the crash (InvocationID %s -> %s)",
+				  was[0] ? was : "none", now_id) == STEP_NEXT)
+				schedule(a);
+			return;
+		}
+		if (strcmp(now_id, was)) {
+			/* It restarted but is not running: that attempt failed. */
+			snprintf(buf, sizeof buf, "restart %s before the crash: unit %s",
+				 a->cfg->transport.unit, info->active_state);
+			const struct mark also[] = { { "flush", "skipped", "transport failed" } };
+			if (attempt_failed(a, p, also, 1, buf) == STEP_NEXT)
+				schedule(a);
+			return;
+		}
+		log_notice("actions: change %" PRId64 " transport: the restart issued before the crash "
+			   "did not happen (InvocationID unchanged): issuing it now", p->change_id);
+	}
+	if (issue_job(a, p, now_id) == STEP_NEXT)
+		schedule(a);
+}
+
+static enum step_outcome step_transport(struct actions *a, struct pending *p)
+{
+	bool resuming, polling;
+	int r;
+
+	if (a->cfg->transport.action == TRANSPORT_NONE)
+		return mark1(a, p, "skipped", "action = none");
+	/* A restart recorded as issued by a process that died: find out
+	 * whether it happened before doing it again. */
+	resuming = a->cfg->transport.action == TRANSPORT_RESTART &&
+		   !strncmp(p->detail, ISSUED_RESTART, strlen(ISSUED_RESTART)) &&
+		   a->launched[STEP_TRANSPORT] != p->change_id;
+	/* Looking again while the unit's job runs is not another attempt. */
+	polling = resuming && a->polling == p->change_id;
+	if (!polling) {
+		a->job_polls = 0;
+		if (bump_attempts(a, p, resuming ? NULL : "reading the unit") < 0) {
+			arm_retry(a, RETRY_BASE_USEC);
+			return STEP_WAIT;
+		}
+	}
+	/* A reload leaves no evidence and needs none: repeated if interrupted. */
+	if (a->cfg->transport.action == TRANSPORT_RELOAD)
+		return issue_job(a, p, "");
+	a->cur = *p;
+	a->started_usec = now_usec(CLOCK_MONOTONIC);
+	a->resuming = resuming;
+	r = transport_query(a->event, a->cfg->transport.bus, a->cfg->transport.unit,
+			    QUERY_TIMEOUT_USEC, on_unit_read, a, &a->job);
+	if (r < 0)
+		return transport_failed(a, p, r);
 	a->running = true;
 	return STEP_WAIT;
 }
@@ -617,9 +794,13 @@ static void on_exec_done(struct exec *x, const struct exec_outcome *o, void *ud)
 	schedule(a);
 }
 
+/* The flush is simply run again after a crash (see the header); the hook is
+ * recorded as starting, then started, and never run again. */
 static enum step_outcome run_program(struct actions *a, struct pending *p, char *const *argv,
 				     char *const *env, uint64_t timeout_usec)
 {
+	bool hook = p->kind == STEP_HOOK;
+	char detail[64];
 	const struct log_field f[] = {
 		{ "REROUTER_ACTION", p->step },
 		{ "REROUTER_STATE", p->new_state },
@@ -634,12 +815,14 @@ static enum step_outcome run_program(struct actions *a, struct pending *p, char 
 	};
 	int r;
 
-	if (bump_attempts(a, p, "running") < 0) {
+	if (bump_attempts(a, p, hook ? HOOK_STARTING : "running") < 0) {
 		arm_retry(a, RETRY_BASE_USEC);
 		return STEP_WAIT;
 	}
 	a->cur = *p;
 	a->started_usec = now_usec(CLOCK_MONOTONIC);
+	if (hook)
+		a->launched[STEP_HOOK] = p->change_id;
 	r = exec_start(a->event, &ep, on_exec_done, a, &a->exec);
 	if (r < 0) {
 		char why[256];
@@ -649,6 +832,13 @@ static enum step_outcome run_program(struct actions *a, struct pending *p, char 
 	log_info("actions: change %" PRId64 ": %s started (%s, pid %d)", p->change_id, p->step,
 		 argv[0], (int)exec_pid(a->exec));
 	a->running = true;
+	if (hook) {
+		/* "starting" already keeps a crash from running it twice; this
+		 * only says more. */
+		snprintf(detail, sizeof detail, HOOK_STARTED "%d)", (int)exec_pid(a->exec));
+		set_detail(a, p, detail);
+		crash_point("hook-started");
+	}
 	return STEP_WAIT;
 }
 
@@ -664,6 +854,8 @@ static enum step_outcome step_flush(struct actions *a, struct pending *p)
 		return mark1(a, p, "skipped", "no restart");
 	if (a->cfg->transport.flush.n == 0)
 		return mark1(a, p, "skipped", "no flush command");
+	/* No record of a run before a crash is kept or needed: a second
+	 * `postqueue -f` only asks Postfix to try its deferred mail once more. */
 	return run_program(a, p, a->cfg->transport.flush.v, NULL, FLUSH_TIMEOUT_USEC);
 }
 
@@ -673,6 +865,19 @@ static enum step_outcome step_hook(struct actions *a, struct pending *p)
 
 	if (!a->cfg->hook.present || !a->cfg->hook.on_change || !a->cfg->hook.on_change[0])
 		return mark1(a, p, "skipped", "no hook");
+	/* Started by a process that died: it may have run, whole or in part.
+	 * At most once (see the header). */
+	if (a->launched[STEP_HOOK] != p->change_id &&
+	    (!strcmp(p->detail, HOOK_STARTING) ||
+	     !strncmp(p->detail, HOOK_STARTED, strlen(HOOK_STARTED)))) {
+		const struct log_field f[] = { { "REROUTER_ACTION", "hook" },
+					       { "REROUTER_STATE", p->new_state } };
+		log_fields(LOG_WARNING, f,
+			   "actions: change %" PRId64 " hook: %s when rerouterd stopped; "
+			   "interrupted by a crash, not run again",
+			   p->change_id, p->detail);
+		return mark1(a, p, "failed", "interrupted by a crash of rerouterd; not run again");
+	}
 	snprintf(e_state, sizeof e_state, "REROUTER_STATE=%s", p->new_state);
 	snprintf(e_prev, sizeof e_prev, "REROUTER_PREVIOUS=%s", p->old_state);
 	snprintf(e_since, sizeof e_since, "REROUTER_SINCE=%s", p->at);

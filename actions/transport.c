@@ -1,6 +1,8 @@
 /* sd-bus client of systemd's Manager: RestartUnit/ReloadUnit, then the job's
  * JobRemoved signal. Subscribe and the match come before the call, so the
- * signal of a fast job cannot be missed. */
+ * signal of a fast job cannot be missed. Also reads a unit's InvocationID,
+ * ActiveState and pending Job (Properties.GetAll), which is how a restart
+ * issued before a crash is recognised at the next start. */
 #include "config.h"
 
 #include <errno.h>
@@ -34,6 +36,9 @@ struct transport_job {
 	bool finished, ok;
 	char result[256];
 	transport_done_fn done;
+	transport_queued_fn queued;
+	transport_query_fn query_done; /* set: a query, not a job */
+	struct transport_unit_info info;
 	void *ud;
 };
 
@@ -42,7 +47,10 @@ static int on_done(sd_event_source *s, void *ud)
 	struct transport_job *j = ud;
 
 	(void)s;
-	j->done(j, j->ok, j->result, j->ud);
+	if (j->query_done)
+		j->query_done(j, j->ok ? &j->info : NULL, j->result, j->ud);
+	else
+		j->done(j, j->ok, j->result, j->ud);
 	return 0;
 }
 
@@ -112,6 +120,8 @@ static int on_reply(sd_bus_message *m, void *ud, sd_bus_error *ret_error)
 		return 0;
 	}
 	log_debug("transport: %s %s queued as %s", j->verb, j->unit, path);
+	if (j->queued)
+		j->queued(j, path, j->ud);
 	for (size_t i = 0; i < j->n_early; i++)
 		if (j->early[i].path && !strcmp(j->early[i].path, path))
 			job_result(j, j->early[i].result ? j->early[i].result : "?");
@@ -242,6 +252,135 @@ int transport_start(sd_event *e, enum cfg_bus bus, const char *unit,
 	*ret = j;
 	return 0;
 fail:
+	transport_job_free(j);
+	return r;
+}
+
+void transport_job_on_queued(struct transport_job *j, transport_queued_fn queued)
+{
+	j->queued = queued;
+}
+
+/* One property of the GetAll reply's a{sv}: the wanted ones are read, the others skipped. */
+static int read_prop(sd_bus_message *m, struct transport_unit_info *info)
+{
+	const char *name, *s, *path;
+	const void *id;
+	size_t n;
+	uint32_t job;
+	int r;
+
+	r = sd_bus_message_read(m, "s", &name);
+	if (r < 0)
+		return r;
+	if (!strcmp(name, "InvocationID")) {
+		r = sd_bus_message_enter_container(m, 'v', "ay");
+		if (r >= 0)
+			r = sd_bus_message_read_array(m, 'y', &id, &n);
+		if (r >= 0) {
+			info->invocation_id[0] = '\0';
+			for (size_t i = 0; i < n && i < 16; i++)
+				snprintf(info->invocation_id + 2 * i, 3, "%02x", ((const uint8_t *)id)[i]);
+			r = sd_bus_message_exit_container(m);
+		}
+	} else if (!strcmp(name, "ActiveState")) {
+		r = sd_bus_message_enter_container(m, 'v', "s");
+		if (r >= 0)
+			r = sd_bus_message_read(m, "s", &s);
+		if (r >= 0) {
+			snprintf(info->active_state, sizeof info->active_state, "%s", s);
+			r = sd_bus_message_exit_container(m);
+		}
+	} else if (!strcmp(name, "Job")) {
+		r = sd_bus_message_enter_container(m, 'v', "(uo)");
+		if (r >= 0)
+			r = sd_bus_message_read(m, "(uo)", &job, &path);
+		if (r >= 0) {
+			info->job_id = job;
+			r = sd_bus_message_exit_container(m);
+		}
+	} else
+		r = sd_bus_message_skip(m, "v");
+	return r;
+}
+
+static int on_query_reply(sd_bus_message *m, void *ud, sd_bus_error *ret_error)
+{
+	struct transport_job *j = ud;
+	const sd_bus_error *e = sd_bus_message_get_error(m);
+	int r;
+
+	(void)ret_error;
+	j->call_slot = sd_bus_slot_unref(j->call_slot);
+	if (e) {
+		finish(j, false, "reading %s: %s", j->unit, e->message ? e->message : e->name);
+		return 0;
+	}
+	r = sd_bus_message_enter_container(m, 'a', "{sv}");
+	while (r >= 0 && (r = sd_bus_message_enter_container(m, 'e', "sv")) > 0) {
+		r = read_prop(m, &j->info);
+		if (r >= 0)
+			r = sd_bus_message_exit_container(m);
+	}
+	if (r >= 0)
+		r = sd_bus_message_exit_container(m);
+	if (r < 0)
+		finish(j, false, "reading %s: malformed reply: %s", j->unit, strerror(-r));
+	else
+		finish(j, true, "%s", j->info.active_state);
+	return 0;
+}
+
+int transport_query(sd_event *e, enum cfg_bus bus, const char *unit, uint64_t timeout_usec,
+		    transport_query_fn done, void *ud, struct transport_job **ret)
+{
+	struct transport_job *j;
+	char *path = NULL;
+	bool direct = false;
+	int r;
+
+	j = calloc(1, sizeof *j);
+	if (!j)
+		return -ENOMEM;
+	j->event = sd_event_ref(e);
+	j->query_done = done;
+	j->ud = ud;
+	j->verb = "query";
+	j->unit = strdup(unit);
+	if (!j->unit) {
+		r = -ENOMEM;
+		goto fail;
+	}
+	/* The unit's object path; systemd loads the unit if it is not loaded. */
+	r = sd_bus_path_encode(SD_PATH "/unit", unit, &path);
+	if (r < 0)
+		goto fail;
+	r = open_bus(bus, &j->bus, &direct);
+	if (r < 0)
+		goto fail;
+	r = sd_bus_attach_event(j->bus, e, SD_EVENT_PRIORITY_NORMAL);
+	if (r < 0)
+		goto fail;
+	r = sd_bus_match_signal_async(j->bus, NULL, NULL, "/org/freedesktop/DBus/Local",
+				      "org.freedesktop.DBus.Local", "Disconnected", on_disconnect, NULL, j);
+	if (r < 0)
+		goto fail;
+	r = sd_bus_call_method_async(j->bus, &j->call_slot, SD_DEST, path,
+				     "org.freedesktop.DBus.Properties", "GetAll", on_query_reply, j,
+				     "s", "org.freedesktop.systemd1.Unit");
+	if (r < 0)
+		goto fail;
+	if (timeout_usec > 0) {
+		r = sd_event_add_time_relative(e, &j->timer_src, CLOCK_MONOTONIC, timeout_usec, 0,
+					       on_timeout, j);
+		if (r < 0)
+			goto fail;
+	}
+	free(path);
+	*ret = j;
+	return 0;
+fail:
+	free(path);
 	transport_job_free(j);
 	return r;
 }

@@ -8,7 +8,9 @@
 # route right after the switch (flush); one restart per real change and none
 # when the database did not change; the hook's argv and environment; journal
 # fields; and, killing the process right after each step
-# (RR_TEST_CRASH_AFTER_STEP), that a re-run does every step exactly once;
+# (RR_TEST_CRASH_AFTER_STEP), that a re-run does every step exactly once
+# (the hook at most once), also when killed between issuing the restart or
+# starting the hook and recording its result;
 # and, with the state database held by another writer when the restart and
 # the hook end, that each is marked by a retry and done exactly once.
 set -u
@@ -162,8 +164,12 @@ rr_expect_eq "no restart when the database did not change" "$s" "$(rr_postfix_st
 rr_expect_eq "transport skipped" "skipped|transport database unchanged" "$(step_of 2 transport)"
 
 rr_step "kill -9 right after each step, then a re-run: everything exactly once"
+# transport-recorded: the restart recorded as issued, not yet sent (the re-run
+# must issue it); transport-issued: systemd has the job, no result yet (the
+# re-run must see the new InvocationID and not restart again); hook-started:
+# the hook forked (the re-run must not run it again: at most once).
 state=down
-for step in connectors transport flush hook mail; do
+for step in connectors transport-recorded transport-issued transport flush hook-started hook mail; do
 	if [ $state = down ]; then state=up; else state=down; fi
 	s=$(rr_postfix_starts)
 	h=$(hooks)
@@ -172,14 +178,45 @@ for step in connectors transport flush hook mail; do
 	rr_expect_eq "killed (SIGKILL) right after $step" 137 "$?"
 	id=$(last_change)
 	rr_info "left behind: $(sqlite3 "$SDB" "SELECT group_concat(step || '=' || status, ' ') FROM (SELECT * FROM change_steps WHERE change_id = $id ORDER BY seq)")"
+	case $step in
+	transport-*)
+		rr_check "$step: the step row says the restart is issued" \
+			grep -Eq '^pending\|issued: restart; InvocationID=[0-9a-f]{32}$' <<<"$(step_of $id transport)" ;;
+	hook-started)
+		rr_check "$step: the step row says the hook started" \
+			grep -Eq '^pending\|started \(pid [0-9]+\)$' <<<"$(step_of $id hook)"
+		# The hook outlives the killed process: let it finish first.
+		hooks_at() { [ "$(hooks)" -ge "$1" ]; }
+		rr_check "$step: the orphaned hook ran" wait_for 10 hooks_at $((h + 1)) ;;
+	esac
 	drv run >"$T/resume-$step.out" 2>&1 || rr_fail "resume after $step"
 	rr_expect_eq "$step: one restart for change $id ($state)" $((s + 1)) "$(rr_postfix_starts)"
 	rr_expect_eq "$step: the hook ran once" $((h + 1)) "$(hooks)"
 	rr_expect_eq "$step: one successful flush" $((f + 1)) "$(flushes_ok)"
 	rr_expect_eq "$step: nothing pending" 0 \
 		"$(sqlite3 "$SDB" "SELECT COUNT(*) FROM change_steps WHERE status = 'pending'")"
+	case $step in
+	transport-recorded)
+		rr_check "$step: restarted by the re-run" grep -Eq '^done\|restart [^ ]+: done in' <<<"$(step_of $id transport)" ;;
+	transport-issued)
+		rr_check "$step: marked done as restarted before the crash" \
+			grep -Eq '^done\|restarted before the crash \(InvocationID [0-9a-f]{32} -> [0-9a-f]{32}\)$' <<<"$(step_of $id transport)" ;;
+	hook-started)
+		rr_expect_eq "$step: the hook step says interrupted" \
+			"failed|interrupted by a crash of rerouterd; not run again" "$(step_of $id hook)"
+		hook_warned() { rr_journal_text REROUTER_ACTION=hook | grep -q "change $id hook: .*interrupted by a crash, not run again"; }
+		rr_check "$step: a warning in the journal" wait_for 5 hook_warned ;;
+	esac
+	rr_info "$step: transport step: $(step_of $id transport)"
 done
-rr_expect_eq "final route (up: site A)" "smtp:[127.0.3.1]:20025" "$(route)"
+if [ $state = up ]; then
+	rr_expect_eq "final route (up: site A)" "smtp:[127.0.3.1]:20025" "$(route)"
+else
+	rr_expect_eq "final route (down: site B)" "smtp:[127.0.3.2]:20025" "$(route)"
+	# What follows starts from up.
+	drv run up >/dev/null 2>&1 || rr_fail "driver run up"
+	rr_expect_eq "route (up: site A)" "smtp:[127.0.3.1]:20025" "$(route)"
+fi
 
 rr_step "a newer change supersedes an older one's connectors and restart"
 s=$(rr_postfix_starts)

@@ -49,6 +49,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "agent/clock.h"
 #include "actions/actions.h"
 #include "actions/alert.h"
 #include "actions/connectors.h"
@@ -120,14 +121,6 @@ struct actions {
 };
 
 enum step_outcome { STEP_NEXT, STEP_WAIT };
-
-static uint64_t now_usec(clockid_t clk)
-{
-	struct timespec ts;
-
-	clock_gettime(clk, &ts);
-	return (uint64_t)ts.tv_sec * USEC_PER_SEC + (uint64_t)ts.tv_nsec / 1000;
-}
 
 static void schedule(struct actions *a);
 
@@ -208,7 +201,7 @@ static int mark_steps(struct actions *a, int64_t change_id, const struct mark *m
 	char now[32];
 	int rc, r = 0;
 
-	conn_iso_time(now_usec(CLOCK_REALTIME), now);
+	clock_format_utc(clock_usec(CLOCK_REALTIME), now, sizeof now);
 	rc = sqlite3_exec(a->db, "SAVEPOINT actions_mark", NULL, NULL, NULL);
 	if (rc != SQLITE_OK)
 		return sql_err(a, rc, "marking a step");
@@ -313,7 +306,7 @@ static int bump_attempts(struct actions *a, struct pending *p, const char *detai
 	char now[32];
 	int rc;
 
-	conn_iso_time(now_usec(CLOCK_REALTIME), now);
+	clock_format_utc(clock_usec(CLOCK_REALTIME), now, sizeof now);
 	rc = sqlite3_prepare_v2(a->db,
 				"UPDATE change_steps SET attempts = attempts + 1, detail = COALESCE(?3, detail), "
 				"updated_at = ?4 WHERE change_id = ?1 AND step = ?2",
@@ -526,7 +519,7 @@ static enum step_outcome step_connectors(struct actions *a, struct pending *p)
 	changed = r > 0;
 	if (!changed && attempts_before > 0) {
 		/* An attempt before a crash may have committed without being marked. */
-		conn_iso_time(p->at_usec, since);
+		clock_format_utc(p->at_usec, since, sizeof since);
 		changed = conn_changed_since(tdb, v, n, "rerouterd", since) == 1;
 	}
 	if (l.changed[0])
@@ -572,7 +565,7 @@ static void on_transport_done(struct transport_job *j, bool ok, const char *resu
 		{ "REROUTER_STATE", p->new_state },
 		{ "REROUTER_RESULT", ok ? "pass" : "fail" },
 	};
-	double secs = (double)(now_usec(CLOCK_MONOTONIC) - a->started_usec) / 1e6;
+	double secs = (double)(clock_usec(CLOCK_MONOTONIC) - a->started_usec) / 1e6;
 	char why[512], res[256];
 
 	(void)j;
@@ -633,7 +626,7 @@ static enum step_outcome issue_job(struct actions *a, struct pending *p, const c
 	crash_point("transport-recorded");
 	if (p != &a->cur) /* from on_unit_read(), p is a->cur */
 		a->cur = *p;
-	a->started_usec = now_usec(CLOCK_MONOTONIC);
+	a->started_usec = clock_usec(CLOCK_MONOTONIC);
 	a->launched[STEP_TRANSPORT] = p->change_id;
 	r = transport_start(a->event, a->cfg->transport.bus, a->cfg->transport.unit,
 			    a->cfg->transport.action, TRANSPORT_TIMEOUT_USEC, on_transport_done, a,
@@ -746,7 +739,7 @@ static enum step_outcome step_transport(struct actions *a, struct pending *p)
 	if (a->cfg->transport.action == TRANSPORT_RELOAD)
 		return issue_job(a, p, "");
 	a->cur = *p;
-	a->started_usec = now_usec(CLOCK_MONOTONIC);
+	a->started_usec = clock_usec(CLOCK_MONOTONIC);
 	a->resuming = resuming;
 	r = transport_query(a->event, a->cfg->transport.bus, a->cfg->transport.unit,
 			    QUERY_TIMEOUT_USEC, on_unit_read, a, &a->job);
@@ -762,7 +755,7 @@ static void on_exec_done(struct exec *x, const struct exec_outcome *o, void *ud)
 {
 	struct actions *a = ud;
 	struct pending *p = &a->cur;
-	double secs = (double)(now_usec(CLOCK_MONOTONIC) - a->started_usec) / 1e6;
+	double secs = (double)(clock_usec(CLOCK_MONOTONIC) - a->started_usec) / 1e6;
 	bool ok = o->result == EXEC_EXITED && o->code == 0;
 	const struct log_field f[] = {
 		{ "REROUTER_ACTION", p->step },
@@ -820,7 +813,7 @@ static enum step_outcome run_program(struct actions *a, struct pending *p, char 
 		return STEP_WAIT;
 	}
 	a->cur = *p;
-	a->started_usec = now_usec(CLOCK_MONOTONIC);
+	a->started_usec = clock_usec(CLOCK_MONOTONIC);
 	if (hook)
 		a->launched[STEP_HOOK] = p->change_id;
 	r = exec_start(a->event, &ep, on_exec_done, a, &a->exec);

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "agent/clock.h"
 #include "actions/alert.h"
 #include "actions/mail.h"
 #include "agent/change.h"
@@ -57,11 +58,8 @@ struct alerts {
 
 static uint64_t realtime_now(void *ud)
 {
-	struct timespec ts;
-
 	(void)ud;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * USEC_PER_SEC + (uint64_t)ts.tv_nsec / 1000;
+	return clock_usec(CLOCK_REALTIME);
 }
 
 static uint64_t now_usec(const struct alerts *a)
@@ -895,10 +893,8 @@ int alerts_test_mail_main(const struct cfg *cfg)
 		 "Alerts about the internet connection will come the same way:\n"
 		 "server %s, from %s.\n",
 		 mail_hostname(), cfg->mail.server, cfg->mail.from);
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
 	r = mail_compose(mail_hostname(), cfg->mail.from, &cfg->mail.to, subject, body,
-			 (uint64_t)ts.tv_sec * USEC_PER_SEC + (uint64_t)ts.tv_nsec / 1000, &message);
+			 clock_usec(CLOCK_REALTIME), &message);
 	if (r < 0) {
 		fprintf(stderr, "rerouterd: cannot compose the message: %s\n", strerror(-r));
 		goto out;

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "agent/clock.h"
 #include "actions/actions.h"
 #include "actions/connectors.h"
 #include "agent/log.h"
@@ -32,23 +33,6 @@ static int sqlite_errno(int rc)
 	case SQLITE_CONSTRAINT: return -EINVAL;
 	default: return -EIO;
 	}
-}
-
-void conn_iso_time(uint64_t realtime_usec, char buf[static 32])
-{
-	time_t t = (time_t)(realtime_usec / 1000000);
-	struct tm tm;
-
-	if (!gmtime_r(&t, &tm) || strftime(buf, 32, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
-		snprintf(buf, 32, "1970-01-01T00:00:00Z");
-}
-
-static uint64_t now_realtime_usec(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
 }
 
 int conn_open(const char *path, int flags, int busy_timeout_msec, sqlite3 **ret)
@@ -94,7 +78,7 @@ static int apply_once(sqlite3 *db, const struct conn_set *v, size_t n, const cha
 	char now[32];
 	int count = 0, rc, r;
 
-	conn_iso_time(now_realtime_usec(), now);
+	clock_format_utc(clock_usec(CLOCK_REALTIME), now, sizeof now);
 	memset(missing, 0, n);
 	memset(changed, 0, n);
 

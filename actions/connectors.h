@@ -65,7 +65,7 @@ int conn_apply(sqlite3 *db, const struct conn_set *v, size_t n, const char *by, 
 int conn_set_from_toggle(const struct cfg_toggle *t, struct conn_set **ret, size_t *ret_n);
 
 /* 1 when one of the listed connectors already has its wanted value and was
- * stamped by `by` at or after `since` (an ISO 8601 string of conn_iso_time):
+ * stamped by `by` at or after `since` (an ISO 8601 string of clock_format_utc):
  * an earlier attempt interrupted by a crash changed it. */
 int conn_changed_since(sqlite3 *db, const struct conn_set *v, size_t n, const char *by,
 		       const char *since);
@@ -76,4 +76,3 @@ int conn_check_missing(sqlite3 *db, const struct cfg *cfg, void (*report)(const 
 		       void *ud);
 
 /* "YYYY-MM-DDTHH:MM:SSZ" for a CLOCK_REALTIME time in microseconds. */
-void conn_iso_time(uint64_t realtime_usec, char buf[static 32]);

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "agent/clock.h"
 #include "actions/alert.h"
 #include "agent/agent.h"
 #include "agent/state.h"
@@ -70,7 +71,7 @@ static void print_run_line(sqlite3_stmt *st, int first)
 {
 	char when[64];
 
-	state_format_local((uint64_t)sqlite3_column_int64(st, first), when, sizeof when);
+	clock_format_local((uint64_t)sqlite3_column_int64(st, first), when, sizeof when);
 	printf("%s  %s (%d of %d link checks failed)\n", when,
 	       sqlite3_column_int(st, first + 1) ? "FAILED" : "PASSED", sqlite3_column_int(st, first + 2),
 	       sqlite3_column_int(st, first + 3));
@@ -99,10 +100,8 @@ int agent_ctl_status(const struct cfg *cfg)
 		printf("state:    unknown (rerouterd has not run yet)\n");
 	} else {
 		char since[64];
-		struct timespec now;
-		clock_gettime(CLOCK_REALTIME, &now);
-		uint64_t now_usec = (uint64_t)now.tv_sec * USEC_PER_SEC + (uint64_t)now.tv_nsec / 1000;
-		state_format_local(s.since_usec, since, sizeof since);
+		uint64_t now_usec = clock_usec(CLOCK_REALTIME);
+		clock_format_local(s.since_usec, since, sizeof since);
 		printf("state:    %s since %s (", s.state == LINK_UP ? "UP" : "DOWN", since);
 		print_duration(now_usec > s.since_usec ? now_usec - s.since_usec : 0);
 		printf(")\n");
@@ -206,7 +205,7 @@ int agent_ctl_history(const struct cfg *cfg, unsigned n)
 		char when[64];
 		uint64_t at = (uint64_t)sqlite3_column_int64(st, 1);
 
-		state_format_local(at, when, sizeof when);
+		clock_format_local(at, when, sizeof when);
 		printf("%s%s  %s -> %s", shown++ ? "\n" : "", when, col(st, 3), col(st, 2));
 		if (sqlite3_column_type(st, 4) != SQLITE_NULL) {
 			uint64_t prev = (uint64_t)sqlite3_column_int64(st, 4);

@@ -14,6 +14,7 @@
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-event.h>
 
+#include "agent/clock.h"
 #include "actions/actions.h"
 #include "actions/alert.h"
 #include "agent/agent.h"
@@ -57,24 +58,11 @@ struct daemon {
 	unsigned last_link_failed, last_n_link;
 };
 
-static uint64_t now_usec(clockid_t clk)
-{
-	struct timespec ts;
-
-	clock_gettime(clk, &ts);
-	return (uint64_t)ts.tv_sec * USEC_PER_SEC + (uint64_t)ts.tv_nsec / 1000;
-}
-
-static void fmt_local(uint64_t usec, char *buf, size_t size)
-{
-	state_format_local(usec, buf, size);
-}
-
 static void notify_status(struct daemon *d)
 {
 	char since[64];
 
-	fmt_local(d->since_usec, since, sizeof since);
+	clock_format_local(d->since_usec, since, sizeof since);
 	if (d->in_maintenance)
 		sd_notifyf(false, "STATUS=maintenance window %s; link %s since %s", d->mw_name,
 			   d->vote.state == LINK_UP ? "UP" : "DOWN", since);
@@ -145,7 +133,7 @@ static void log_change(const struct daemon *d, const struct state_change *ch, un
 	};
 	uint64_t held = ch->at_usec > ch->prev_since_usec ? ch->at_usec - ch->prev_since_usec : 0;
 
-	fmt_local(ch->prev_since_usec, prev, sizeof prev);
+	clock_format_local(ch->prev_since_usec, prev, sizeof prev);
 	log_fields(ch->new_state == LINK_DOWN ? LOG_WARNING : LOG_NOTICE, f,
 		   "state %s (was %s since %s, %llus): %u of the last %u runs %s%s",
 		   ch->new_state == LINK_UP ? "UP" : "DOWN", ch->old_state == LINK_UP ? "UP" : "DOWN", prev,
@@ -179,7 +167,7 @@ static void on_run_done(struct probe_run *run, const struct probe_result *res, s
 	struct state_change ch = {
 		.new_state = d->vote.state == LINK_UP ? LINK_DOWN : LINK_UP,
 		.old_state = d->vote.state,
-		.at_usec = now_usec(CLOCK_REALTIME),
+		.at_usec = clock_usec(CLOCK_REALTIME),
 		.prev_since_usec = d->since_usec,
 	};
 	ch.no_backup = ch.new_state == LINK_DOWN && vote_no_backup(res, n);
@@ -222,7 +210,7 @@ static void on_run_done(struct probe_run *run, const struct probe_result *res, s
 
 static void start_run(struct daemon *d)
 {
-	uint64_t mono = now_usec(CLOCK_MONOTONIC);
+	uint64_t mono = clock_usec(CLOCK_MONOTONIC);
 	int r;
 
 	/* The wall clock may have jumped into a window since the last boundary. */
@@ -230,7 +218,7 @@ static void start_run(struct daemon *d)
 	if (d->in_maintenance || d->run)
 		return;
 	d->run_start_mono = mono;
-	d->run_start_real = now_usec(CLOCK_REALTIME);
+	d->run_start_real = clock_usec(CLOCK_REALTIME);
 	r = probe_run_start(d->e, d->cfg, on_run_done, d, &d->run);
 	if (r < 0) {
 		d->run = NULL;
@@ -289,7 +277,7 @@ static void mw_leave(struct daemon *d)
  * difference, and arm the wall-clock timer at the next boundary. */
 static void mw_update(struct daemon *d)
 {
-	time_t now = (time_t)(now_usec(CLOCK_REALTIME) / USEC_PER_SEC);
+	time_t now = (time_t)(clock_usec(CLOCK_REALTIME) / USEC_PER_SEC);
 	const struct cfg_window *w;
 	bool inside = mwin_inside(d->cfg->windows, d->cfg->n_windows, now, &w);
 	bool left = false;
@@ -417,7 +405,7 @@ static int restore(struct daemon *d)
 {
 	struct state_saved s;
 	struct vote_params p;
-	uint64_t now = now_usec(CLOCK_REALTIME);
+	uint64_t now = clock_usec(CLOCK_REALTIME);
 	int r;
 
 	if ((r = state_load(d->db, &s)) < 0)
@@ -432,7 +420,7 @@ static int restore(struct daemon *d)
 			goto out;
 	}
 	char since[64];
-	fmt_local(d->since_usec, since, sizeof since);
+	clock_format_local(d->since_usec, since, sizeof since);
 	log_info("starting: link %s since %s (%s), window %zu of %u runs", d->vote.state == LINK_UP ? "UP" : "DOWN",
 		 since,
 		 !s.persisted ? "nothing persisted" : kept ? "persisted" : "initial_state",

@@ -2,6 +2,8 @@
 librerouter_la_SOURCES += \
 	agent/agent.h \
 	agent/change.h \
+	agent/clock.c \
+	agent/clock.h \
 	agent/ctl.c \
 	agent/curl_loop.c \
 	agent/curl_loop.h \

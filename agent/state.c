@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "agent/clock.h"
 #include "agent/log.h"
 #include "agent/state.h"
 
@@ -232,24 +233,6 @@ int state_clear_window(sqlite3 *db)
 	return exec(db, "UPDATE runs SET in_window = 0 WHERE in_window = 1;");
 }
 
-void state_format_utc(uint64_t usec, char *buf, size_t size)
-{
-	time_t t = (time_t)(usec / USEC_PER_SEC);
-	struct tm tm;
-
-	gmtime_r(&t, &tm);
-	strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
-void state_format_local(uint64_t usec, char *buf, size_t size)
-{
-	time_t t = (time_t)(usec / USEC_PER_SEC);
-	struct tm tm;
-
-	localtime_r(&t, &tm);
-	strftime(buf, size, "%Y-%m-%d %H:%M:%S %Z", &tm);
-}
-
 static int insert_run(sqlite3 *db, const struct state_run *run)
 {
 	sqlite3_stmt *st = NULL;
@@ -357,7 +340,7 @@ int state_window_text(sqlite3 *db, char **ret)
 		int64_t id = sqlite3_column_int64(st, 0);
 		if (id != last_run) {
 			char when[64];
-			state_format_local((uint64_t)sqlite3_column_int64(st, 1), when, sizeof when);
+			clock_format_local((uint64_t)sqlite3_column_int64(st, 1), when, sizeof when);
 			nrun++;
 			sb_printf(&b, "%sRun %u at %s: %s (%d of %d link checks failed)\n",
 				  nrun > 1 ? "\n" : "", nrun, when,
@@ -399,7 +382,7 @@ static int insert_change(sqlite3 *db, const struct state_change *ch, const char 
 	char at[32];
 	int rc, r = 0;
 
-	state_format_utc(ch->at_usec, at, sizeof at);
+	clock_format_utc(ch->at_usec, at, sizeof at);
 	rc = sqlite3_prepare_v2(db,
 				"INSERT INTO changes (at, at_usec, new_state, old_state, prev_since_usec, "
 				"no_backup, runs_text) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",

@@ -60,7 +60,3 @@ int state_commit_run(sqlite3 *db, const struct state_run *run, size_t window,
 /* The window's runs, check by check, as text (malloc'd). */
 int state_window_text(sqlite3 *db, char **ret);
 
-/* UTC ISO 8601 for an instant in microseconds. */
-void state_format_utc(uint64_t usec, char *buf, size_t size);
-/* Local time for people, with the zone. */
-void state_format_local(uint64_t usec, char *buf, size_t size);

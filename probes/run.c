@@ -14,6 +14,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "agent/clock.h"
 #include "agent/log.h"
 #include "probes/check.h"
 
@@ -56,10 +57,7 @@ const char *probe_outcome_str(enum probe_outcome o)
 
 uint64_t probe_now_usec(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * USEC_PER_SEC + (uint64_t)ts.tv_nsec / 1000;
+	return clock_usec(CLOCK_MONOTONIC);
 }
 
 uint64_t probe_elapsed_ms(const struct probe_check *c)

@@ -20,6 +20,7 @@
 #include <sys/resource.h>
 #include <time.h>
 
+#include "agent/clock.h"
 #include "actions/actions.h"
 #include "actions/connectors.h"
 #include "agent/change.h"
@@ -59,7 +60,7 @@ static int record_change(sqlite3 *db, const char *word)
 		return -EINVAL;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	uint64_t now = (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
-	conn_iso_time(now, at);
+	clock_format_utc(now, at, sizeof at);
 	rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
 	if (rc == SQLITE_OK)
 		rc = sqlite3_prepare_v2(db, "INSERT INTO changes (at, at_usec, new_state, old_state, "

@@ -1,0 +1,13 @@
+/* Clocks and the two ways times are written: CLOCK_MONOTONIC for intervals
+ * and deadlines, CLOCK_REALTIME for what is stored and what people read. */
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+uint64_t clock_usec(clockid_t clk);
+/* UTC, ISO 8601: 2026-11-21T05:56:15Z (the databases). */
+void clock_format_utc(uint64_t realtime_usec, char *buf, size_t size);
+/* Local time with the zone: 2026-11-21 06:56:15 CET (status, history, the log). */
+void clock_format_local(uint64_t realtime_usec, char *buf, size_t size);

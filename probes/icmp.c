@@ -19,12 +19,31 @@
  * The worker keeps within count * timeout (DNS included) by shortening the
  * last waits; the loop's deadline, a little later, is the hard cap: a group
  * whose checks have all given up is abandoned and frees its own state when
- * the worker returns. */
+ * the worker returns.
+ *
+ * One target's send may fail (a blackhole or prohibit route, a firewall)
+ * while liboping still sends to the others and collects their replies; then
+ * ping_send() returns < 0 with the group's last error text. liboping 1.10
+ * has no per-host error, but it advances a host's PING_INFO_SEQUENCE only
+ * when its echo request was sent: a target whose sequence stood still is the
+ * one that failed, and only it (or, when every send went out, each target
+ * left without a reply) gets that text as its reason.
+ *
+ * liboping matches an echo reply by ICMP ident and sequence alone, never by
+ * its source address (PING_INFO_ADDRESS is the address we configured, not the
+ * one that answered), and every raw socket sees every reply. All hosts start
+ * at sequence 0 together, so two hosts with the same random 16-bit ident
+ * could take each other's replies. Idents are therefore made unique within
+ * the process: each host's ident is claimed in a process-wide set, and a host
+ * whose ident is taken is removed and added again until liboping draws a free
+ * one. Across processes (another rerouterd, a monitoring tool) the idents stay
+ * random: a swap then needs the same ident, sequence and moment. */
 #include "config.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <oping.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,6 +64,12 @@ struct ping_target {
 	unsigned sent, replies;
 	double rtt_sum_ms;
 	uint64_t answered_usec;      /* when its reply in the last round arrived; 0: none */
+	unsigned seq;                /* liboping's sequence after the last round */
+	bool unsent;                 /* the last round's send failed (sequence stood still) */
+	uint16_t ident;
+	bool ident_held;             /* ident claimed in the process-wide set */
+	enum probe_outcome err_outcome;
+	char err[96];                /* a round's error without a reply; used if none ever came */
 	char msg[128];
 };
 
@@ -72,6 +97,29 @@ struct icmp {
 	struct ping_group *group;
 	size_t idx;
 };
+
+/* ICMP idents in use by this process's liboping hosts (see the top). */
+static pthread_mutex_t ident_lock = PTHREAD_MUTEX_INITIALIZER;
+static uint64_t ident_used[65536 / 64];
+
+static bool ident_claim(uint16_t id)
+{
+	bool free_;
+
+	pthread_mutex_lock(&ident_lock);
+	free_ = !(ident_used[id / 64] & (UINT64_C(1) << (id % 64)));
+	if (free_)
+		ident_used[id / 64] |= UINT64_C(1) << (id % 64);
+	pthread_mutex_unlock(&ident_lock);
+	return free_;
+}
+
+static void ident_release(uint16_t id)
+{
+	pthread_mutex_lock(&ident_lock);
+	ident_used[id / 64] &= ~(UINT64_C(1) << (id % 64));
+	pthread_mutex_unlock(&ident_lock);
+}
 
 static void group_free(void *arg)
 {
@@ -102,7 +150,11 @@ static void group_fail(struct ping_group *g, enum probe_outcome o, const char *w
 
 static enum probe_outcome oping_error_outcome(const char *err)
 {
-	/* liboping reports errors as text only (strerror or gai_strerror). */
+	/* liboping reports errors as text only (strerror or gai_strerror): map a
+	 * strerror text back to its errno for the usual typing. */
+	for (int e = 1; e < 134; e++)
+		if (strcmp(err, strerror(e)) == 0)
+			return probe_errno_outcome(e);
 	if (strstr(err, "unreachable"))
 		return PROBE_UNREACHABLE;
 	return PROBE_ERROR;
@@ -172,42 +224,124 @@ fail:
 	return NULL;
 }
 
+/* The iterator of the host added as addr (liboping names a host by the string
+ * it was added with). */
+static pingobj_iter_t *host_iter(pingobj_t *p, const char *addr)
+{
+	for (pingobj_iter_t *it = ping_iterator_get(p); it; it = ping_iterator_next(it)) {
+		char name[INET6_ADDRSTRLEN + 1];
+		size_t len = sizeof name;
+
+		if (ping_iterator_get_info(it, PING_INFO_USERNAME, name, &len) != 0)
+			continue;
+		name[sizeof name - 1] = '\0';
+		if (strcmp(name, addr) == 0)
+			return it;
+	}
+	return NULL;
+}
+
+/* Tie the host's iterator to t and claim its ident; false when the ident is
+ * already in use in this process. */
+static bool host_bind(pingobj_iter_t *it, struct ping_target *t)
+{
+	uint16_t id = 0;
+	size_t len = sizeof id;
+
+	ping_iterator_set_context(it, t);
+	if (ping_iterator_get_info(it, PING_INFO_IDENT, &id, &len) != 0 || len != sizeof id)
+		return true; /* cannot tell: nothing to claim */
+	if (!ident_claim(id))
+		return false;
+	t->ident = id;
+	t->ident_held = true;
+	return true;
+}
+
 /* Add every target; one that liboping refuses fails alone. Returns how many
- * hosts the object holds, each iterator's context pointing at its target. */
+ * hosts the object holds, each iterator's context pointing at its target, each
+ * ident unique in this process. */
 static size_t group_add_hosts(struct ping_group *g, pingobj_t *p)
 {
 	size_t added = 0;
 
 	for (size_t i = 0; i < g->n; i++) {
 		struct ping_target *t = &g->t[i];
+		pingobj_iter_t *it;
+		int tries;
 
 		/* liboping keeps one host per address: a duplicate shares its results. */
 		if (t->outcome != PROBE_PASSED || t->same_as >= 0)
 			continue;
-		if (ping_host_add(p, t->addr) != 0) {
-			target_fail(t, oping_error_outcome(ping_get_error(p)), t->addr,
-				    ping_get_error(p));
-			continue;
-		}
-		t->added = true;
-		added++;
-	}
-	/* The iterator names a host by the string it was added with. */
-	for (pingobj_iter_t *it = ping_iterator_get(p); it; it = ping_iterator_next(it)) {
-		char name[INET6_ADDRSTRLEN + 1];
-		size_t len = sizeof name;
-
-		ping_iterator_set_context(it, NULL);
-		if (ping_iterator_get_info(it, PING_INFO_USERNAME, name, &len) != 0)
-			continue;
-		name[sizeof name - 1] = '\0';
-		for (size_t i = 0; i < g->n; i++)
-			if (g->t[i].added && strcmp(g->t[i].addr, name) == 0) {
-				ping_iterator_set_context(it, &g->t[i]);
+		/* A taken ident: add the host again for a new random one. 64 draws
+		 * all hitting taken idents would need ~64k hosts in this process. */
+		for (tries = 0; tries < 64; tries++) {
+			if (tries > 0)
+				ping_host_remove(p, t->addr);
+			if (ping_host_add(p, t->addr) != 0) {
+				target_fail(t, oping_error_outcome(ping_get_error(p)), t->addr,
+					    ping_get_error(p));
 				break;
 			}
+			it = host_iter(p, t->addr);
+			if (!it) {
+				target_fail(t, PROBE_ERROR, t->addr, "host lost by liboping");
+				break;
+			}
+			if (host_bind(it, t)) {
+				t->added = true;
+				break;
+			}
+		}
+		if (tries == 64) {
+			ping_host_remove(p, t->addr);
+			target_fail(t, PROBE_ERROR, t->addr, "no free ICMP ident");
+		}
+		if (t->added)
+			added++;
 	}
 	return added;
+}
+
+/* After one ping_send(): count each target's reply. err: ping_send() failed
+ * (for one target or all); see the top for who gets err as a reason. */
+static void round_collect(struct ping_group *g, pingobj_t *p, const char *err, uint64_t now)
+{
+	bool some_unsent = false;
+
+	for (pingobj_iter_t *it = ping_iterator_get(p); it; it = ping_iterator_next(it)) {
+		struct ping_target *t = ping_iterator_get_context(it);
+		double latency = -1;
+		unsigned seq = 0;
+		size_t len = sizeof latency, slen = sizeof seq;
+
+		if (!t)
+			continue;
+		if (ping_iterator_get_info(it, PING_INFO_SEQUENCE, &seq, &slen) == 0 &&
+		    slen == sizeof seq) {
+			t->unsent = seq == t->seq;
+			some_unsent |= t->unsent;
+			t->seq = seq;
+		}
+		if (ping_iterator_get_info(it, PING_INFO_LATENCY, &latency, &len) == 0 &&
+		    latency >= 0) {
+			t->replies++;
+			t->rtt_sum_ms += latency;
+			t->answered_usec = now + (uint64_t)(latency * USEC_PER_MSEC);
+		}
+	}
+	for (size_t i = 0; i < g->n; i++) {
+		struct ping_target *t = &g->t[i];
+
+		if (!err || !t->added || t->outcome != PROBE_PASSED || t->answered_usec)
+			continue;
+		/* A silent target beside one whose send failed keeps its timeout. */
+		if (t->unsent || !some_unsent) {
+			t->err_outcome = oping_error_outcome(err);
+			snprintf(t->err, sizeof t->err, "%s%s", t->unsent ? "send failed: " : "ping: ",
+				 err);
+		}
+	}
 }
 
 static void group_rounds(struct ping_group *g, pingobj_t *p)
@@ -227,24 +361,9 @@ static void group_rounds(struct ping_group *g, pingobj_t *p)
 			if (g->t[i].added && g->t[i].outcome == PROBE_PASSED) {
 				g->t[i].sent++;
 				g->t[i].answered_usec = 0;
+				g->t[i].unsent = false;
 			}
-		if (ping_send(p) < 0) {
-			group_fail(g, oping_error_outcome(ping_get_error(p)), "ping",
-				   ping_get_error(p));
-			return;
-		}
-		for (pingobj_iter_t *it = ping_iterator_get(p); it; it = ping_iterator_next(it)) {
-			struct ping_target *t = ping_iterator_get_context(it);
-			double latency = -1;
-			size_t len = sizeof latency;
-
-			if (t && ping_iterator_get_info(it, PING_INFO_LATENCY, &latency, &len) == 0 &&
-			    latency >= 0) {
-				t->replies++;
-				t->rtt_sum_ms += latency;
-				t->answered_usec = now + (uint64_t)(latency * USEC_PER_MSEC);
-			}
-		}
+		round_collect(g, p, ping_send(p) < 0 ? ping_get_error(p) : NULL, now);
 	}
 }
 
@@ -259,6 +378,15 @@ static void group_work(void *arg)
 	p = group_open(g);
 	if (p && group_add_hosts(g, p) > 0)
 		group_rounds(g, p);
+	/* A target that never got a reply but met an error fails with it. */
+	for (size_t i = 0; i < g->n; i++) {
+		struct ping_target *t = &g->t[i];
+
+		if (t->outcome == PROBE_PASSED && t->replies == 0 && t->err[0]) {
+			t->outcome = t->err_outcome;
+			snprintf(t->msg, sizeof t->msg, "%s", t->err);
+		}
+	}
 	for (size_t i = 0; i < g->n; i++) {
 		struct ping_target *t = &g->t[i], *first;
 
@@ -273,9 +401,15 @@ static void group_work(void *arg)
 		memcpy(t->msg, first->msg, sizeof t->msg);
 	}
 out:
-	atomic_store(&g->stage, STAGE_DONE);
 	if (p)
 		ping_destroy(p);
+	/* Only once the hosts are gone may another group draw their idents. */
+	for (size_t i = 0; i < g->n; i++)
+		if (g->t[i].ident_held) {
+			ident_release(g->t[i].ident);
+			g->t[i].ident_held = false;
+		}
+	atomic_store(&g->stage, STAGE_DONE);
 }
 
 static void judge(struct probe_check *c, const struct ping_target *t)

@@ -1,7 +1,11 @@
 /* tcp check: a non-blocking connect watched on the loop (relayd check_tcp.c).
- * Pass on an established connection; each resolved address is tried in turn
- * until one connects or the deadline passes. source binds the socket to an
- * interface (SO_BINDTODEVICE) or an address; mark sets SO_MARK. */
+ * Pass on an established connection. The resolved addresses are raced as in
+ * Happy Eyeballs (RFC 8305): families interleaved, the next address started
+ * 250 ms after the previous one (at once when it fails), every socket kept
+ * until one connects or all have failed; the first to connect wins. So a
+ * black-holed AAAA cannot spend the whole timeout before the A is tried.
+ * source binds the socket to an interface (SO_BINDTODEVICE) or an address;
+ * mark sets SO_MARK. */
 #include "config.h"
 
 #include <errno.h>
@@ -13,21 +17,32 @@
 
 #include "probes/check.h"
 
+#define TCP_STAGGER_USEC (250 * USEC_PER_MSEC)
+
+struct tcp_attempt {
+	struct tcp *tcp;
+	int fd;
+	sd_event_source *io;
+};
+
 struct tcp {
 	struct probe_check *check;
 	struct probe_resolve *resolve;
-	struct addrinfo *ai, *cur;
-	int fd;
-	sd_event_source *io;
+	struct addrinfo *ai;
+	struct addrinfo **order;     /* the addresses, families interleaved */
+	struct tcp_attempt *att;     /* att[i] for order[i] */
+	size_t n, next;              /* next: the first address not started yet */
+	size_t in_flight;
+	sd_event_source *stagger;
 	int last_err;
 };
 
-static void tcp_close(struct tcp *t)
+static void attempt_close(struct tcp_attempt *a)
 {
-	t->io = sd_event_source_disable_unref(t->io);
-	if (t->fd >= 0)
-		close(t->fd);
-	t->fd = -1;
+	a->io = sd_event_source_disable_unref(a->io);
+	if (a->fd >= 0)
+		close(a->fd);
+	a->fd = -1;
 }
 
 /* A socket set up the way the check says it must leave. */
@@ -76,60 +91,141 @@ int probe_source_family(const struct cfg_check *cc)
 
 static void tcp_next(struct tcp *t);
 
-static void tcp_failed(struct tcp *t, int err)
+/* An attempt failed: start the next address now, or give up when none is
+ * left and none is in flight. */
+static void attempt_failed(struct tcp_attempt *a, int err)
 {
+	struct tcp *t = a->tcp;
+
 	t->last_err = err;
-	tcp_close(t);
-	t->cur = t->cur->ai_next;
-	tcp_next(t);
+	if (a->fd >= 0)
+		t->in_flight--;
+	attempt_close(a);
+	if (t->next < t->n)
+		tcp_next(t);
+	else if (t->in_flight == 0)
+		probe_finish(t->check, probe_errno_outcome(t->last_err), "%s",
+			     strerror(t->last_err));
 }
 
 static int on_connect(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 {
-	struct tcp *t = userdata;
+	struct tcp_attempt *a = userdata;
 	int err = 0;
 	socklen_t len = sizeof err;
 
 	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
 		err = errno;
 	if (err == 0) {
-		probe_finish(t->check, PROBE_PASSED, "connected");
+		/* The others are closed by tcp_stop(). */
+		probe_finish(a->tcp->check, PROBE_PASSED, "connected");
 		return 0;
 	}
-	tcp_failed(t, err);
+	attempt_failed(a, err);
 	return 0;
 }
 
+static int on_stagger(sd_event_source *s, uint64_t usec, void *userdata)
+{
+	struct tcp *t = userdata;
+
+	if (t->next < t->n)
+		tcp_next(t);
+	return 0;
+}
+
+/* Start the next address; arm the timer that starts the one after it. */
 static void tcp_next(struct tcp *t)
 {
 	struct probe_check *c = t->check;
+	struct tcp_attempt *a;
+	struct addrinfo *ai;
 	int r;
 
-	for (; t->cur; t->cur = t->cur->ai_next) {
-		r = probe_tcp_socket(c->cfg, t->cur->ai_family, &t->fd);
-		if (r < 0) {
-			t->last_err = -r;
-			continue;
-		}
-		if (connect(t->fd, t->cur->ai_addr, t->cur->ai_addrlen) == 0) {
-			probe_finish(c, PROBE_PASSED, "connected");
-			return;
-		}
-		if (errno == EINPROGRESS) {
-			r = sd_event_add_io(c->event, &t->io, t->fd, EPOLLOUT, on_connect, t);
-			if (r >= 0)
-				return;
-			t->last_err = -r;
-		} else
-			t->last_err = errno;
-		tcp_close(t);
+	if (t->next >= t->n)
+		return;
+	a = &t->att[t->next];
+	ai = t->order[t->next++];
+	r = probe_tcp_socket(c->cfg, ai->ai_family, &a->fd);
+	if (r < 0) {
+		a->fd = -1;
+		attempt_failed(a, -r);
+		return;
 	}
-	probe_finish(c, probe_errno_outcome(t->last_err), "%s", strerror(t->last_err));
+	t->in_flight++;
+	if (connect(a->fd, ai->ai_addr, ai->ai_addrlen) == 0) {
+		probe_finish(c, PROBE_PASSED, "connected");
+		return;
+	}
+	if (errno != EINPROGRESS) {
+		attempt_failed(a, errno);
+		return;
+	}
+	r = sd_event_add_io(c->event, &a->io, a->fd, EPOLLOUT, on_connect, a);
+	if (r < 0) {
+		attempt_failed(a, -r);
+		return;
+	}
+	if (t->next < t->n) {
+		uint64_t when = probe_now_usec() + TCP_STAGGER_USEC;
+
+		/* Without the timer the next address waits for this one to fail. */
+		if (t->stagger) {
+			if (sd_event_source_set_time(t->stagger, when) >= 0)
+				sd_event_source_set_enabled(t->stagger, SD_EVENT_ONESHOT);
+		} else
+			sd_event_add_time(c->event, &t->stagger, CLOCK_MONOTONIC, when,
+					  USEC_PER_MSEC, on_stagger, t);
+	}
+}
+
+/* Take the addresses in turns of family (RFC 8305 4), keeping the resolver's
+ * order within each family. */
+static int tcp_begin(struct tcp *t)
+{
+	struct addrinfo *p, *other;
+	size_t n = 0, k = 0;
+	int fam;
+
+	for (p = t->ai; p; p = p->ai_next)
+		n++;
+	if (n == 0) {
+		probe_finish(t->check, PROBE_DNS_FAILURE, "no address");
+		return 0;
+	}
+	t->order = calloc(n, sizeof *t->order);
+	t->att = calloc(n, sizeof *t->att);
+	if (!t->order || !t->att)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		t->att[i].tcp = t;
+		t->att[i].fd = -1;
+	}
+	/* p walks the first address's family, other the rest. */
+	fam = t->ai->ai_family;
+	for (p = other = t->ai; p || other;) {
+		for (; p && p->ai_family != fam; p = p->ai_next)
+			;
+		if (p) {
+			t->order[k++] = p;
+			p = p->ai_next;
+		}
+		for (; other && other->ai_family == fam; other = other->ai_next)
+			;
+		if (other) {
+			t->order[k++] = other;
+			other = other->ai_next;
+		}
+	}
+	t->n = k;
+	tcp_next(t);
+	return 0;
 }
 
 static void on_resolved(int gai_err, struct addrinfo *ai, void *userdata)
 {
 	struct tcp *t = userdata;
+	int r;
 
 	t->resolve = NULL;
 	if (gai_err) {
@@ -137,8 +233,10 @@ static void on_resolved(int gai_err, struct addrinfo *ai, void *userdata)
 			     gai_strerror(gai_err));
 		return;
 	}
-	t->ai = t->cur = ai;
-	tcp_next(t);
+	t->ai = ai;
+	r = tcp_begin(t);
+	if (r < 0)
+		probe_finish(t->check, PROBE_ERROR, "%s", strerror(-r));
 }
 
 static int tcp_start(struct probe_check *c)
@@ -150,16 +248,12 @@ static int tcp_start(struct probe_check *c)
 	if (!t)
 		return -ENOMEM;
 	t->check = c;
-	t->fd = -1;
 	t->last_err = ETIMEDOUT;
 	c->impl = t;
 	if (!c->cfg->host)
 		return -EINVAL;
-	if (probe_resolve_numeric(c->cfg->host, c->cfg->port, family, &t->ai) == 0) {
-		t->cur = t->ai;
-		tcp_next(t);
-		return 0;
-	}
+	if (probe_resolve_numeric(c->cfg->host, c->cfg->port, family, &t->ai) == 0)
+		return tcp_begin(t);
 	return probe_resolve_start(c->event, c->cfg->host, c->cfg->port, family, on_resolved, t,
 				   &t->resolve);
 }
@@ -183,7 +277,11 @@ static void tcp_stop(struct probe_check *c)
 	if (!t)
 		return;
 	probe_resolve_cancel(t->resolve);
-	tcp_close(t);
+	for (size_t i = 0; i < t->n; i++)
+		attempt_close(&t->att[i]);
+	t->stagger = sd_event_source_disable_unref(t->stagger);
+	free(t->att);
+	free(t->order);
 	if (t->ai)
 		freeaddrinfo(t->ai);
 	free(t);

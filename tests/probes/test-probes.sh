@@ -6,7 +6,9 @@
 #   link B: rrprb 10.231.1.65/26 <-> rrprb0 10.231.1.66/26
 # Targets: 10.231.1.200 (on the WAN's lo; reached by A by default, by B when
 # bound to rrprb, marked 0x2310 or sent from 10.231.1.65), and 10.231.1.250,
-# routed to the WAN which drops it (the black hole).
+# routed to the WAN which drops it (the black hole); 10.231.1.251, on a
+# blackhole route in the hub itself, so that sending to it fails at once; and
+# fd00:231:1::250, routed to the WAN which drops it (a dead AAAA).
 # Timings are printed as figures, never asserted.
 set -eu
 : "${RR_SRCDIR:?}" "${RR_BUILDDIR:?}" "${RR_TMPDIR:?}"
@@ -26,6 +28,8 @@ HUB=rr-pr0
 WAN=rr-pr1
 TGT=10.231.1.200
 HOLE=10.231.1.250
+SENDFAIL=10.231.1.251
+HOLE6=fd00:231:1::250
 failures=0
 
 cleanup() {
@@ -81,6 +85,9 @@ in_hub ip route add $TGT/32 via 10.231.1.2 dev rrpra metric 10
 in_hub ip route add $TGT/32 via 10.231.1.66 dev rrprb metric 20
 in_hub ip route add $HOLE/32 via 10.231.1.2 dev rrpra
 in_wan ip route add blackhole $HOLE/32
+in_hub ip route add blackhole $SENDFAIL/32
+in_hub ip -6 route add $HOLE6/128 via fd00:231:1::2 dev rrpra
+in_wan ip -6 route add blackhole $HOLE6/128
 # Policy routing as on a multi-WAN hub: mark 0x2310 or source 10.231.1.65 -> link B.
 in_hub ip route add $TGT/32 via 10.231.1.66 dev rrprb table 2310
 in_hub ip rule add fwmark 0x2310 lookup 2310 pref 100
@@ -180,6 +187,7 @@ echo "== every type against live and dead peers (both links up)"
 	check ping-twin ping $TGT
 	check ping6-up ping fd00:231:1::2
 	check ping-hole ping $HOLE
+	check ping-sendfail ping $SENDFAIL
 	check http-200 http http://$TGT:20080/
 	check http6-200 http "http://[fd00:231:1::2]:20180/"
 	check http-500 http http://$TGT:20081/
@@ -199,12 +207,16 @@ if "$RRD" --check-config -c "$T/live.conf" 2>&1 | grep -q "not implemented"; the
 fi
 once live "$T/live.conf"
 expect_rc live 1 $rc
-# ping-up, ping-twin and ping-hole share one liboping object (same options):
-# each must still get its own outcome.
+# ping-up, ping-twin, ping-hole and ping-sendfail share one liboping object
+# (same options): each must still get its own outcome, although the send to
+# ping-sendfail fails in every round (ping_send() < 0 for the whole group).
 expect live ping-up PASS
 expect live ping-twin PASS
 expect live ping6-up PASS
 expect live ping-hole FAIL timeout
+expect live ping-sendfail FAIL
+grep -q "^ping-sendfail .*send failed: " "$T/live.out" && echo "ok: ping-sendfail says its send failed" ||
+	{ echo "FAIL: ping-sendfail reason"; failures=$((failures + 1)); }
 expect live http-200 PASS
 expect live http6-200 PASS
 expect live http-500 FAIL "bad status"
@@ -218,7 +230,7 @@ expect live smtp-silent FAIL timeout
 expect live smtp-hole FAIL timeout
 grep -q "^backup-web (backup) " "$T/live.out" && echo "ok: backup check marked" ||
 	{ echo "FAIL: backup check not marked"; failures=$((failures + 1)); }
-grep -q "^run FAILED (8 of 15 checks failed)$" "$T/live.out" && echo "ok: verdict counts link checks" ||
+grep -q "^run FAILED (9 of 16 checks failed)$" "$T/live.out" && echo "ok: verdict counts link checks" ||
 	{ echo "FAIL: verdict"; failures=$((failures + 1)); }
 for c in http-hole tcp-hole smtp-hole smtp-silent; do
 	echo "figure: $c (timeout 1000 ms) ended after $(ms_of live $c) ms"
@@ -264,7 +276,12 @@ in_hub python3 "$PEERS" dnsdrop 127.0.1.53 53 >"$T/dns.log" 2>&1 &
 wait_for "the silent DNS server" sh -c "ip netns exec $HUB ss -Hlun 'sport = :53' | grep -q 127.0.1.53"
 printf 'nameserver 127.0.1.53\noptions timeout:5 attempts:2\n' >"$T/resolv.conf"
 printf 'hosts: files dns\n' >"$T/nsswitch.conf"
-printf '127.0.0.1 localhost\n::1 localhost\n%s wan.rr-pr.test\n' $TGT >"$T/hosts"
+# dual.rr-pr.test: a dead AAAA and a live A. gai.conf ranks ULA IPv6 above
+# IPv4 (glibc's default puts fc00::/7 below IPv4), so the dead AAAA comes first.
+printf '127.0.0.1 localhost\n::1 localhost\n%s wan.rr-pr.test\n%s dual.rr-pr.test\n%s dual.rr-pr.test\n' \
+	$TGT $HOLE6 $TGT >"$T/hosts"
+printf 'precedence ::1/128 50\nprecedence fc00::/7 45\nprecedence ::/0 40\nprecedence ::ffff:0:0/96 35\n' \
+	>"$T/gai.conf"
 {
 	header 1
 	# Beside 5 pings stuck in DNS: a literal (grouped) and a name from
@@ -272,6 +289,8 @@ printf '127.0.0.1 localhost\n::1 localhost\n%s wan.rr-pr.test\n' $TGT >"$T/hosts
 	check lit-ping ping $TGT count=1
 	check lit-ping-hole ping $HOLE count=1
 	check file-ping ping wan.rr-pr.test count=1
+	# Happy Eyeballs: the live A is tried while the dead AAAA still waits.
+	check dual-tcp tcp dual.rr-pr.test:20080
 	for i in 1 2 3 4 5; do
 		check dns-ping$i ping host$i.rr-pr.test count=1
 		check dns-http$i http http://web$i.rr-pr.test:20080/
@@ -283,7 +302,9 @@ printf '127.0.0.1 localhost\n::1 localhost\n%s wan.rr-pr.test\n' $TGT >"$T/hosts
 once dns "$T/dns.conf" unshare -m --propagation private sh -c '
 	mount --bind "$0/resolv.conf" /etc/resolv.conf &&
 	mount --bind "$0/nsswitch.conf" /etc/nsswitch.conf &&
-	mount --bind "$0/hosts" /etc/hosts && exec "$@"' "$T"
+	mount --bind "$0/hosts" /etc/hosts &&
+	mount --bind "$0/gai.conf" /etc/gai.conf &&
+	getent ahosts dual.rr-pr.test | sed "s/^/order: /" >&2 && exec "$@"' "$T"
 expect_rc dns 1 $rc
 for i in 1 2 3 4 5; do
 	for t in ping http tcp smtp; do expect dns dns-$t$i FAIL "dns timeout"; done
@@ -291,6 +312,10 @@ done
 expect dns lit-ping PASS
 expect dns lit-ping-hole FAIL timeout
 expect dns file-ping PASS
+expect dns dual-tcp PASS
+grep -m1 "order: " "$T/dns.err" | grep -q "$HOLE6" && echo "ok: the dead AAAA was the first address" ||
+	{ echo "FAIL: dual.rr-pr.test does not resolve to the dead AAAA first"; failures=$((failures + 1)); }
+echo "figure: dual-tcp (dead AAAA first, live A) connected after $(ms_of dns dual-tcp) ms"
 echo "figure: 20 hostname checks (timeout 1000 ms) against a silent DNS server (and 3 pings beside them): run took $wall ms"
 
 if [ $failures -ne 0 ]; then

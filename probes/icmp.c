@@ -104,14 +104,14 @@ static uint64_t ident_used[65536 / 64];
 
 static bool ident_claim(uint16_t id)
 {
-	bool free_;
+	uint64_t bit = UINT64_C(1) << (id % 64);
+	bool taken;
 
 	pthread_mutex_lock(&ident_lock);
-	free_ = !(ident_used[id / 64] & (UINT64_C(1) << (id % 64)));
-	if (free_)
-		ident_used[id / 64] |= UINT64_C(1) << (id % 64);
+	taken = ident_used[id / 64] & bit;
+	ident_used[id / 64] |= bit;
 	pthread_mutex_unlock(&ident_lock);
-	return free_;
+	return !taken;
 }
 
 static void ident_release(uint16_t id)

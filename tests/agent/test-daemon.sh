@@ -195,7 +195,7 @@ end = $(date +%H:%M -d "@$((EDGE + 120))")
 CONF
 LE=$T/edge.log
 # Not a wait for a condition: the start is placed relative to the boundary.
-(sleep "$(date +%s.%N | awk -v e="$EDGE" '{ print e - 5 - $1 }')"
+(sleep "$(date +%s.%N | awk -v e="$EDGE" '{ d = e - 5 - $1; print (d > 0 ? d : 0) }')"
  exec "$RERD" -v -c "$T/edge.conf" >"$LE" 2>&1) &
 EPID=$!
 spawned "$EPID"

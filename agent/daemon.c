@@ -1,5 +1,6 @@
 /* The daemon: one sd-event loop with a monotonic run timer (start to start),
- * a wall-clock timer at the next maintenance-window boundary, signal sources
+ * a wall-clock timer at the next maintenance-window boundary, a watch for
+ * clock sets (which move that boundary), signal sources
  * for reload and stop, and the watchdog. Each run's results are voted on
  * (agent/vote.c), stored (agent/state.c) and, on a change of state, handed to
  * the actions. */
@@ -15,6 +16,7 @@
 #include <systemd/sd-event.h>
 
 #include "agent/clock.h"
+#include "agent/clockwatch.h"
 #include "actions/actions.h"
 #include "actions/alert.h"
 #include "agent/agent.h"
@@ -50,6 +52,7 @@ struct daemon {
 	sd_event_source *run_timer;
 
 	sd_event_source *mw_timer;
+	struct clockwatch *clockwatch;
 	bool in_maintenance;
 	char *mw_name;
 
@@ -106,6 +109,7 @@ static int arm_run_timer(struct daemon *d, uint64_t at_mono)
 
 static void start_run(struct daemon *d);
 static void mw_update(struct daemon *d);
+static void mw_enter(struct daemon *d, const struct cfg_window *w, bool discard);
 
 static void log_check(const struct probe_result *r)
 {
@@ -151,6 +155,16 @@ static void on_run_done(struct probe_run *run, const struct probe_result *res, s
 
 	(void)run;
 	d->run = NULL;
+	/* A window opened while this run was ending, before its timer came
+	 * round: the run was in flight at the opening and is discarded. */
+	const struct cfg_window *w;
+	time_t now_s = (time_t)(clock_usec(CLOCK_REALTIME) / USEC_PER_SEC);
+	if (!d->in_maintenance && mwin_inside(d->cfg->windows, d->cfg->n_windows, now_s, &w)) {
+		mw_enter(d, w, true);
+		d->run_cfg = NULL;
+		free_retired(d);
+		return;
+	}
 	for (size_t i = 0; i < n; i++) {
 		n_link += res[i].check->role == ROLE_LINK;
 		if (verbose)
@@ -245,12 +259,14 @@ static int on_run_timer(sd_event_source *s, uint64_t usec, void *userdata)
 	return 0;
 }
 
-static void mw_enter(struct daemon *d, const struct cfg_window *w)
+/* discard: a run was in flight at the opening (d->run, or one that just
+ * ended). */
+static void mw_enter(struct daemon *d, const struct cfg_window *w, bool discard)
 {
 	free(d->mw_name);
 	d->mw_name = strdup(w->name);
 	d->in_maintenance = true;
-	if (d->run)
+	if (d->run || discard)
 		log_notice("entering maintenance window %s: the run in flight is discarded, no runs until it ends",
 			   w->name);
 	else
@@ -283,7 +299,7 @@ static void mw_update(struct daemon *d)
 	bool left = false;
 
 	if (inside && !d->in_maintenance)
-		mw_enter(d, w);
+		mw_enter(d, w, false);
 	else if (!inside && d->in_maintenance) {
 		mw_leave(d);
 		left = true;
@@ -305,6 +321,19 @@ static int on_mw_timer(sd_event_source *s, uint64_t usec, void *userdata)
 	(void)s, (void)usec;
 	mw_update(userdata);
 	return 0;
+}
+
+/* The wall clock was set. A step forward fires the wall-clock timer anyway,
+ * but a step back leaves it at the old boundary, hours away: inside a window,
+ * with the run timer off, nothing else would look at the clock. */
+static void on_clock_set(void *userdata)
+{
+	struct daemon *d = userdata;
+	char now[64];
+
+	clock_format_local(clock_usec(CLOCK_REALTIME), now, sizeof now);
+	log_info("the wall clock was set (now %s): maintenance windows are checked again", now);
+	mw_update(d);
 }
 
 static void report_missing(const char *name, void *ud)
@@ -331,6 +360,31 @@ static void log_what_is_off(const struct cfg *c)
 		log_info("no [hook] section: no hook is run");
 	if (!c->on_down.present && !c->on_up.present)
 		log_notice("no [on_down]/[on_up] sections: monitoring only, no connector is changed");
+}
+
+/* A reload: the runs of the window are judged again with the checks that
+ * are still there and the new failed_checks, and the window read back. If
+ * the database fails, the old verdicts stay under the new thresholds. */
+static void rejudge_window(struct daemon *d)
+{
+	struct vote_params p;
+	struct state_saved s;
+	int r;
+
+	vote_params_from_cfg(d->cfg, &p);
+	if ((r = state_rejudge_window(d->db, d->cfg->checks, d->cfg->n_checks, p.failed_checks)) < 0 ||
+	    (r = state_load(d->db, &s)) < 0) {
+		log_err_errno(r, "cannot judge the window's runs again; they keep their verdicts");
+		vote_set_params(&d->vote, &p);
+		return;
+	}
+	size_t before = d->vote.n;
+	vote_init(&d->vote, &p, INITIAL_LAST, true, d->vote.state, s.failed, s.n);
+	unsigned f, ps;
+	vote_counts(&d->vote, &f, &ps);
+	log_info("window judged again with the reloaded checks: %zu of %u runs (was %zu), %u failed, %u passed",
+		 d->vote.n, d->vote.p.runs, before, f, ps);
+	state_saved_clear(&s);
 }
 
 static int on_reload(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata)
@@ -363,9 +417,7 @@ static int on_reload(sd_event_source *s, const struct signalfd_siginfo *si, void
 		log_warnx("[mail] was %s: restart rerouterd for that to take effect",
 			  n->mail.present ? "added" : "removed");
 	d->cfg = n;
-	struct vote_params p;
-	vote_params_from_cfg(n, &p);
-	vote_set_params(&d->vote, &p);
+	rejudge_window(d);
 	actions_set_config(d->actions, n);
 	if (d->alerts)
 		alerts_set_config(d->alerts, n);
@@ -414,6 +466,19 @@ static int restore(struct daemon *d)
 	bool kept = vote_init(&d->vote, &p, d->cfg->agent.initial_state, s.persisted, s.state, s.failed, s.n);
 	if (kept) {
 		d->since_usec = s.since_usec;
+		/* A maintenance window while we were stopped: after it the window
+		 * starts empty, as if we had seen it. */
+		if (s.n > 0 && mwin_open_between(d->cfg->windows, d->cfg->n_windows,
+						 (time_t)(s.last_usec / USEC_PER_SEC),
+						 (time_t)(now / USEC_PER_SEC))) {
+			char last[64];
+			clock_format_local(s.last_usec, last, sizeof last);
+			if ((r = state_clear_window(d->db)) < 0)
+				goto out;
+			vote_clear(&d->vote);
+			log_notice("a maintenance window was open since the last run (%s): the decision window starts empty",
+				   last);
+		}
 	} else {
 		d->since_usec = now;
 		if ((r = state_set(d->db, d->vote.state, now, true)) < 0)
@@ -482,6 +547,8 @@ int agent_main(const char *cfg_path, struct cfg *cfg, bool verbose)
 		goto out;
 	}
 	sd_event_source_set_enabled(d.mw_timer, SD_EVENT_OFF);
+	if ((r = clockwatch_new(d.e, on_clock_set, &d, &d.clockwatch)) < 0)
+		log_warn_errno(r, "cannot watch for wall clock changes; a clock set back is only seen at the next boundary");
 	if ((r = sd_event_set_watchdog(d.e, true)) < 0)
 		log_warn_errno(r, "cannot enable the watchdog");
 
@@ -501,6 +568,7 @@ out:
 	d.alerts = d.alerts ? alerts_free(d.alerts) : NULL;
 	sd_event_source_unref(d.run_timer);
 	sd_event_source_unref(d.mw_timer);
+	d.clockwatch = clockwatch_free(d.clockwatch);
 	d.db = d.db ? state_close(d.db) : NULL;
 	free(d.mw_name);
 	if (d.retired)

@@ -4,6 +4,8 @@ librerouter_la_SOURCES += \
 	agent/change.h \
 	agent/clock.c \
 	agent/clock.h \
+	agent/clockwatch.c \
+	agent/clockwatch.h \
 	agent/ctl.c \
 	agent/curl_loop.c \
 	agent/curl_loop.h \

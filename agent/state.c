@@ -161,7 +161,7 @@ int state_load(sqlite3 *db, struct state_saved *ret)
 	sqlite3_finalize(st);
 	st = NULL;
 
-	rc = sqlite3_prepare_v2(db, "SELECT failed FROM runs WHERE in_window = 1 ORDER BY id", -1, &st, NULL);
+	rc = sqlite3_prepare_v2(db, "SELECT failed, at_usec FROM runs WHERE in_window = 1 ORDER BY id", -1, &st, NULL);
 	if (rc != SQLITE_OK) {
 		r = sql_err(db, rc, "load window");
 		goto out;
@@ -178,6 +178,7 @@ int state_load(sqlite3 *db, struct state_saved *ret)
 			ret->failed = nv;
 		}
 		ret->failed[ret->n++] = sqlite3_column_int(st, 0) != 0;
+		ret->last_usec = (uint64_t)sqlite3_column_int64(st, 1);
 	}
 	if (rc != SQLITE_DONE)
 		r = sql_err(db, rc, "load window");
@@ -231,6 +232,84 @@ fail:
 int state_clear_window(sqlite3 *db)
 {
 	return exec(db, "UPDATE runs SET in_window = 0 WHERE in_window = 1;");
+}
+
+static bool is_link_check(const struct cfg_check *checks, size_t n, const char *name)
+{
+	for (size_t i = 0; i < n; i++)
+		if (checks[i].role == ROLE_LINK && !strcmp(checks[i].name, name))
+			return true;
+	return false;
+}
+
+int state_rejudge_window(sqlite3 *db, const struct cfg_check *checks, size_t n_checks,
+			 unsigned failed_checks)
+{
+	sqlite3_stmt *st = NULL, *up = NULL;
+	int64_t run = -1;
+	unsigned n_link = 0, link_failed = 0;
+	int rc, r;
+
+	if ((r = exec(db, "BEGIN IMMEDIATE;")) < 0)
+		return r;
+	rc = sqlite3_prepare_v2(db,
+				"SELECT r.id, c.name, c.passed FROM runs r LEFT JOIN run_checks c "
+				"ON c.run_id = r.id AND c.role = 'link' WHERE r.in_window = 1 ORDER BY r.id, c.seq",
+				-1, &st, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_prepare_v2(db,
+					"UPDATE runs SET failed = ?2, link_failed = ?3, n_link = ?4, "
+					"in_window = ?5 WHERE id = ?1",
+					-1, &up, NULL);
+	if (rc != SQLITE_OK) {
+		r = sql_err(db, rc, "judge the window again");
+		goto fail;
+	}
+	/* One row per stored link check (one NULL row for a run without any);
+	 * a run's verdict is written when the next run's rows begin. */
+	for (;;) {
+		rc = sqlite3_step(st);
+		if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+			r = sql_err(db, rc, "judge the window again");
+			goto fail;
+		}
+		bool more = rc == SQLITE_ROW;
+		int64_t id = more ? sqlite3_column_int64(st, 0) : -1;
+		if (id != run && run >= 0) {
+			sqlite3_reset(up);
+			sqlite3_bind_int64(up, 1, run);
+			sqlite3_bind_int(up, 2, link_failed >= failed_checks);
+			sqlite3_bind_int(up, 3, (int)link_failed);
+			sqlite3_bind_int(up, 4, (int)n_link);
+			sqlite3_bind_int(up, 5, n_link > 0);
+			if ((rc = sqlite3_step(up)) != SQLITE_DONE) {
+				r = sql_err(db, rc, "judge the window again");
+				goto fail;
+			}
+		}
+		if (!more)
+			break;
+		if (id != run) {
+			run = id;
+			n_link = link_failed = 0;
+		}
+		const char *name = (const char *)sqlite3_column_text(st, 1);
+		if (name && is_link_check(checks, n_checks, name)) {
+			n_link++;
+			link_failed += sqlite3_column_int(st, 2) == 0;
+		}
+	}
+	sqlite3_finalize(st);
+	sqlite3_finalize(up);
+	st = up = NULL;
+	if ((r = exec(db, "COMMIT;")) < 0)
+		goto fail;
+	return 0;
+fail:
+	sqlite3_finalize(st);
+	sqlite3_finalize(up);
+	exec(db, "ROLLBACK;");
+	return r;
 }
 
 static int insert_run(sqlite3 *db, const struct state_run *run)

@@ -25,6 +25,7 @@ struct state_saved {
 	uint64_t since_usec;       /* CLOCK_REALTIME */
 	bool *failed;              /* the window's runs, oldest first (malloc'd) */
 	size_t n;
+	uint64_t last_usec;        /* CLOCK_REALTIME start of the window's newest run; 0: none */
 };
 int state_load(sqlite3 *db, struct state_saved *ret);
 void state_saved_clear(struct state_saved *s);
@@ -34,6 +35,13 @@ void state_saved_clear(struct state_saved *s);
 int state_set(sqlite3 *db, enum link_state s, uint64_t since_usec, bool clear_window);
 /* Forget the window (after a maintenance window). */
 int state_clear_window(sqlite3 *db);
+
+/* After a reload, in one transaction: judge each run of the window again
+ * from its stored check outcomes, counting only link checks whose names are
+ * still link checks in checks[], against failed_checks. A run none of whose
+ * link checks remains measured nothing any more: it leaves the window. */
+int state_rejudge_window(sqlite3 *db, const struct cfg_check *checks, size_t n_checks,
+			 unsigned failed_checks);
 
 struct state_run {
 	uint64_t at_usec;          /* CLOCK_REALTIME when it started */

@@ -148,3 +148,16 @@ time_t mwin_next_boundary(const struct cfg_window *w, size_t n, time_t now)
 	occurrences(w, n, now, next_fn, &c);
 	return c.next;
 }
+
+bool mwin_open_between(const struct cfg_window *w, size_t n, time_t from, time_t to)
+{
+	if (to < from)
+		return false;
+	if (mwin_inside(w, n, to, NULL))
+		return true;
+	/* Outside at to: anything open after from had a boundary in (from, to]
+	 * (its opening, or its closing if it was already open at from). A
+	 * weekly schedule has a boundary within 7 days, so a long gap is seen. */
+	time_t b = mwin_next_boundary(w, n, from);
+	return b != 0 && b <= to;
+}

@@ -26,3 +26,9 @@ bool mwin_inside(const struct cfg_window *w, size_t n, time_t now, const struct 
 /* The next instant > now at which a window opens or closes; 0 when there is
  * none (no windows). */
 time_t mwin_next_boundary(const struct cfg_window *w, size_t n, time_t now);
+
+/* Whether a window was open at some instant after from and up to to: one
+ * that is open at to, or one that opened or closed after from (so also one
+ * that opened and closed entirely in between). Seconds: from and to may be
+ * the same second (a restart within it). False when to < from. */
+bool mwin_open_between(const struct cfg_window *w, size_t n, time_t from, time_t to);

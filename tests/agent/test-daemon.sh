@@ -5,7 +5,10 @@
 # regress/usr.sbin/ifstated does), checks the journal entry of a change, kills
 # the daemon with -9 in a loop (the state database stays intact and the window
 # resumes), reloads a broken config (the old one keeps running), and reports
-# how long SIGTERM takes.
+# how long SIGTERM takes. Maintenance windows: one open at start, one that
+# passed while the daemon was stopped, and (in a second daemon running
+# alongside the rest) one opened by the wall-clock timer at the next minute
+# boundary while a slow smtp check is in flight, which is discarded.
 set -eu
 
 : "${RR_BUILDDIR:?}" "${RR_TMPDIR:?}"
@@ -61,9 +64,13 @@ s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 s.bind((sys.argv[1], int(sys.argv[2])))
 s.listen(64)
 open(sys.argv[3], "w").close()
+held = []
 while True:
     c, _ = s.accept()
-    c.close()
+    if len(sys.argv) > 4:
+        held.append(c)  # "hold": accept, never greet, never close
+    else:
+        c.close()
 PY
 LA="" LB=""
 listen() { # ADDR -> sets LAST_PID
@@ -149,6 +156,51 @@ start_daemon() { # LOGFILE
 	DPID=$!
 	spawned "$DPID"
 }
+# A second daemon whose maintenance window opens at the next minute boundary
+# while a run is in flight: its smtp check waits on a server that never
+# greets, for 1.9 s of each 2 s interval. It starts 5 s before the boundary,
+# so the boundary falls about 1 s into its third run (runs go start to start
+# on the monotonic clock). It runs alongside the rest of this script and is
+# checked at the end.
+E=127.0.2.3
+rm -f "$T/ready.$E"
+python3 "$T/listener.py" $E "$PORT" "$T/ready.$E" hold &
+spawned $!
+wait_for 5 test -e "$T/ready.$E" || fail "silent smtp listener did not start"
+EDGE=$(( ($(date +%s) / 60 + 1) * 60 ))
+[ $((EDGE - $(date +%s))) -ge 7 ] || EDGE=$((EDGE + 60))
+cat >"$T/edge.conf" <<CONF
+[agent]
+interval = 2s
+failed_checks = 1
+runs = 2
+failed_runs = 2
+passed_runs = 2
+state_db = $T/edge.db
+
+[check "silent"]
+type = smtp
+target = $E:$PORT
+timeout = 1900ms
+
+[transport]
+database = $T/transport.db
+action = none
+flush =
+
+[maintenance "edge"]
+days = mon-sun
+start = $(date +%H:%M -d "@$EDGE")
+end = $(date +%H:%M -d "@$((EDGE + 120))")
+CONF
+LE=$T/edge.log
+# Not a wait for a condition: the start is placed relative to the boundary.
+(sleep "$(date +%s.%N | awk -v e="$EDGE" '{ d = e - 5 - $1; print (d > 0 ? d : 0) }')"
+ exec "$RERD" -v -c "$T/edge.conf" >"$LE" 2>&1) &
+EPID=$!
+spawned "$EPID"
+echo "edge daemon: its window opens at $(date +%T -d "@$EDGE"), in $((EDGE - $(date +%s))) s"
+
 changes() { grep -o 'state \(UP\|DOWN\) (was \(UP\|DOWN\)' "$1" | wc -l; }
 has_changes() { [ "$(changes "$1")" -ge "$2" ]; }
 runs_logged() { grep -c 'run \(PASSED\|FAILED\)' "$1" || true; }
@@ -317,8 +369,56 @@ sed -n '/leaving maintenance/,$p' "$L8" | grep 'run PASSED' | head -1 | grep -q 
 	fail "the window was not cleared after maintenance"
 [ "$(sed -n '/leaving maintenance/,/state UP/p' "$L8" | grep -c 'run PASSED')" = 2 ] ||
 	fail "UP after the window did not take 2 runs"
+grep -q 'a maintenance window was open since the last run' "$L8" ||
+	fail "starting inside a window did not empty the stored window"
 echo "ok: no runs inside the maintenance window; after it the decision window started empty"
+wait_for 10 sh -c "sed -n '/state UP/,\$p' $L8 | grep -q 'window 2 of 2'" || fail "no full window after UP"
 kill -TERM "$DPID"; reap "$DPID" || true
+
+echo "== a maintenance window that passed while the daemon was stopped"
+# A window that closed two minutes ago, after a run made two days ago
+# (rewritten in the stored window): the restart starts with an empty window.
+# Without the rewrite (the last run came after the window) it is kept.
+write_conf 2
+cat >>"$T/rerouter.conf" <<CONF
+
+[maintenance "past"]
+days = mon-sun
+start = $(date +%H:%M -d '-3 min')
+end = $(date +%H:%M -d '-2 min')
+CONF
+L9=$T/daemon9.log
+start_daemon "$L9"
+wait_for 10 grep -q 'starting:' "$L9" || fail "no start"
+kill -TERM "$DPID"; reap "$DPID" || true
+grep -q 'starting: link UP since .*(persisted), window 2 of 2 runs' "$L9" ||
+	fail "a window before the last run emptied the stored window: $(grep starting "$L9")"
+if grep -q 'maintenance window was open' "$L9"; then fail "window emptied without a maintenance window"; fi
+sqlite3 "$T/state.db" 'UPDATE runs SET at_usec = at_usec - 2 * 86400 * 1000000'
+L10=$T/daemon10.log
+start_daemon "$L10"
+wait_for 10 grep -q 'starting:' "$L10" || fail "no start"
+kill -TERM "$DPID"; reap "$DPID" || true
+grep -q 'a maintenance window was open since the last run' "$L10" || fail "the passed window was not noticed: $(head -3 "$L10")"
+grep -q 'starting: link UP since .*(persisted), window 0 of 2 runs' "$L10" ||
+	fail "the stored window was not emptied: $(grep starting "$L10")"
+echo "ok: a window passed while stopped empties the stored window; one before the last run does not"
+
+echo "== the wall-clock timer opens a window with a run in flight"
+wait_for 75 grep -q 'entering maintenance window edge' "$LE" || fail "edge window not entered: $(tail -3 "$LE")"
+kill -TERM "$EPID"; reap "$EPID" || fail "edge daemon exited non-zero"
+grep -q 'entering maintenance window edge: the run in flight is discarded' "$LE" ||
+	fail "no run in flight was discarded: $(grep 'entering' "$LE")"
+if sed -n '/entering maintenance window edge/,$p' "$LE" | grep -q 'run \(PASSED\|FAILED\)'; then
+	fail "a run was counted after the window opened"
+fi
+nlog=$(grep -c 'run \(PASSED\|FAILED\)' "$LE" || true)
+ndb=$(sqlite3 "file:$T/edge.db?mode=ro" 'SELECT count(*) FROM runs')
+[ "$nlog" = "$ndb" ] || fail "$ndb runs stored but $nlog finished before the window: the discarded one was stored"
+late=$(sqlite3 "file:$T/edge.db?mode=ro" "SELECT count(*) FROM runs WHERE at_usec >= $EDGE * 1000000")
+[ "$late" = 0 ] || fail "$late runs stored that started inside the window"
+[ "$(grep -c 'entering maintenance window' "$LE")" = 1 ] || fail "the edge window was entered more than once"
+echo "ok: the window opened at its boundary, the run in flight was discarded, $ndb runs stored before it"
 
 "$RCTL" -c "$T/rerouter.conf" status
 echo "PASS"

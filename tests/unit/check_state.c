@@ -182,6 +182,84 @@ START_TEST(change_is_atomic)
 }
 END_TEST
 
+/* A run of the old configuration with these outcomes (1 = passed). */
+static void store_run(uint64_t at, const struct cfg_check *cs, const int *passed, size_t n, unsigned failed_checks)
+{
+	struct probe_result r[4] = { 0 };
+	unsigned link_failed = 0, n_link = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		r[i].check = &cs[i];
+		r[i].outcome = passed[i] ? PROBE_PASSED : PROBE_TIMEOUT;
+		n_link += cs[i].role == ROLE_LINK;
+		link_failed += cs[i].role == ROLE_LINK && !passed[i];
+	}
+	struct state_run run = { .at_usec = at, .failed = link_failed >= failed_checks, .link_failed = link_failed,
+				 .n_link = n_link, .results = r, .n_results = n };
+	ck_assert_int_eq(state_commit_run(db, &run, 8, NULL, NULL), 0);
+}
+
+START_TEST(rejudge_after_reload)
+{
+	/* Old: a, b, c link checks, relay backup, failed_checks = 2. */
+	struct cfg_check old[4] = {
+		{ .name = (char *)"a", .type = CHECK_TCP, .role = ROLE_LINK, .target = (char *)"127.0.2.1:20001" },
+		{ .name = (char *)"b", .type = CHECK_TCP, .role = ROLE_LINK, .target = (char *)"127.0.2.2:20001" },
+		{ .name = (char *)"c", .type = CHECK_TCP, .role = ROLE_LINK, .target = (char *)"127.0.2.3:20001" },
+		{ .name = (char *)"relay", .type = CHECK_TCP, .role = ROLE_BACKUP, .target = (char *)"127.0.2.4:20001" },
+	};
+	/* New: a kept, b became a backup check, c renamed c2, relay gone, failed_checks = 1. */
+	struct cfg_check now[3] = {
+		{ .name = (char *)"a", .type = CHECK_TCP, .role = ROLE_LINK, .target = (char *)"127.0.2.1:20001" },
+		{ .name = (char *)"b", .type = CHECK_TCP, .role = ROLE_BACKUP, .target = (char *)"127.0.2.2:20001" },
+		{ .name = (char *)"c2", .type = CHECK_TCP, .role = ROLE_LINK, .target = (char *)"127.0.2.3:20001" },
+	};
+	struct state_saved s;
+
+	ck_assert_int_eq(state_set(db, LINK_UP, 1000000, true), 0);
+	/* A run of a config before a existed: after the reload it measured
+	 * nothing that is still a link check. */
+	store_run(1000, &old[1], (const int[]){ 0, 0, 1 }, 3, 2);     /* b c relay: FAILED */
+	store_run(2000, old, (const int[]){ 1, 0, 0, 1 }, 4, 2);      /* FAILED -> a passed: PASSED */
+	store_run(3000, old, (const int[]){ 0, 1, 1, 0 }, 4, 2);      /* PASSED -> a failed: FAILED */
+	store_run(4000, old, (const int[]){ 0, 0, 1, 1 }, 4, 2);      /* FAILED -> FAILED */
+	store_run(5000, old, (const int[]){ 1, 1, 1, 0 }, 4, 2);      /* PASSED -> PASSED */
+	ck_assert_int_eq(state_load(db, &s), 0);
+	ck_assert_uint_eq(s.n, 5);
+	ck_assert(s.failed[0] && s.failed[1] && !s.failed[2] && s.failed[3] && !s.failed[4]);
+	ck_assert_uint_eq(s.last_usec, 5000);
+	state_saved_clear(&s);
+
+	ck_assert_int_eq(state_rejudge_window(db, now, 3, 1), 0);
+	ck_assert_int_eq(state_load(db, &s), 0);
+	ck_assert_uint_eq(s.n, 4);
+	ck_assert(!s.failed[0] && s.failed[1] && s.failed[2] && !s.failed[3]);
+	ck_assert_int_eq(s.state, LINK_UP);
+	state_saved_clear(&s);
+	/* The counts shown by status follow the new verdicts. */
+	ck_assert_int_eq(count("SELECT count(*) FROM runs WHERE in_window = 1 AND n_link = 1"), 4);
+	ck_assert_int_eq(count("SELECT sum(link_failed) FROM runs WHERE in_window = 1"), 2);
+	ck_assert_int_eq(count("SELECT count(*) FROM runs WHERE at_usec = 1000 AND in_window = 0"), 1);
+	/* The stored outcomes stay as measured. */
+	ck_assert_int_eq(count("SELECT count(*) FROM run_checks"), 19);
+
+	/* Same checks, failed_checks back to 2: a alone never fails a run. */
+	ck_assert_int_eq(state_rejudge_window(db, now, 3, 2), 0);
+	ck_assert_int_eq(state_load(db, &s), 0);
+	ck_assert_uint_eq(s.n, 4);
+	for (size_t i = 0; i < s.n; i++)
+		ck_assert(!s.failed[i]);
+	state_saved_clear(&s);
+	/* An empty window is fine. */
+	ck_assert_int_eq(state_clear_window(db), 0);
+	ck_assert_int_eq(state_rejudge_window(db, now, 3, 1), 0);
+	ck_assert_int_eq(state_load(db, &s), 0);
+	ck_assert_uint_eq(s.n, 0);
+	ck_assert_uint_eq(s.last_usec, 0);
+	state_saved_clear(&s);
+}
+END_TEST
+
 START_TEST(reopen_keeps_schema)
 {
 	/* Opening twice (daemon restart, rerouterctl init) is harmless. */
@@ -207,6 +285,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, round_trip);
 	tcase_add_test(tc, change_and_steps);
 	tcase_add_test(tc, change_is_atomic);
+	tcase_add_test(tc, rejudge_after_reload);
 	tcase_add_test(tc, reopen_keeps_schema);
 	suite_add_tcase(s, tc);
 	return s;

@@ -198,6 +198,39 @@ START_TEST(clock_jumps)
 }
 END_TEST
 
+START_TEST(open_between)
+{
+	/* Friday 22:00 - Saturday 02:00; 2026-11-20 is a Friday. */
+	struct cfg_window w = { .name = (char *)"nightly", .days = FRI, .start_min = 22 * 60, .end_min = 2 * 60 };
+
+	tz("Europe/Brussels");
+	time_t fri21 = local(2026, 11, 20, 21, 0, -1), fri2130 = local(2026, 11, 20, 21, 30, -1);
+	time_t fri22 = local(2026, 11, 20, 22, 0, -1), fri23 = local(2026, 11, 20, 23, 0, -1);
+	time_t sat02 = local(2026, 11, 21, 2, 0, -1), sat03 = local(2026, 11, 21, 3, 0, -1);
+	/* Stopped and started again before the window. */
+	ck_assert(!mwin_open_between(&w, 1, fri21, fri2130));
+	/* Started inside it. */
+	ck_assert(mwin_open_between(&w, 1, fri21, fri23));
+	/* Opened and closed entirely while stopped. */
+	ck_assert(mwin_open_between(&w, 1, fri21, sat03));
+	/* Stopped inside (a run just before the clock was stepped), started after. */
+	ck_assert(mwin_open_between(&w, 1, fri23, sat03));
+	/* The opening instant itself counts, the last run's instant does not. */
+	ck_assert(mwin_open_between(&w, 1, fri21, fri22));
+	ck_assert(!mwin_open_between(&w, 1, fri22 - 1, fri22 - 1));
+	/* Stopped and started within one second inside a window. */
+	ck_assert(mwin_open_between(&w, 1, fri23, fri23));
+	ck_assert(!mwin_open_between(&w, 1, sat02, sat03));
+	/* Stopped for weeks, started on a Wednesday: a window passed. */
+	ck_assert(mwin_open_between(&w, 1, sat03, local(2026, 12, 16, 12, 0, -1)));
+	/* Stopped Saturday after the window, started Friday before the next one. */
+	ck_assert(!mwin_open_between(&w, 1, sat03, local(2026, 11, 27, 21, 59, -1)));
+	/* The clock went back while stopped, or no windows. */
+	ck_assert(!mwin_open_between(&w, 1, sat03, fri21));
+	ck_assert(!mwin_open_between(NULL, 0, fri21, sat03));
+}
+END_TEST
+
 START_TEST(local_first)
 {
 	tz("Europe/Brussels");
@@ -219,6 +252,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, dst_spring_forward);
 	tcase_add_test(tc, dst_fall_back);
 	tcase_add_test(tc, clock_jumps);
+	tcase_add_test(tc, open_between);
 	tcase_add_test(tc, local_first);
 	suite_add_tcase(s, tc);
 	return s;

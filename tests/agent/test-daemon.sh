@@ -118,6 +118,11 @@ esac
 
 # A private journald, as TESTING.md describes.
 JOURNAL=no
+# /run/systemd and /run/log are made when missing (a machine without systemd
+# running): journald would otherwise write its socket and journal files to
+# the host's /run, where they outlive the test. /var/log/journal only hides
+# the host's persistent journal, so only when it exists.
+mkdir -p /run/systemd /run/log
 for d in /run/systemd /run/log /var/log/journal; do
 	[ -d "$d" ] && mount -t tmpfs tmpfs "$d"
 done

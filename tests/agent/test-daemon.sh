@@ -43,12 +43,14 @@ cleanup() {
 trap cleanup EXIT INT TERM
 
 fail() { echo "FAIL: $*"; exit 1; }
-# wait_for SECONDS COMMAND...: poll a condition with a deadline.
+# wait_for SECONDS COMMAND...: poll a condition with a deadline, on the
+# uptime clock (a fresh machine's first NTP step must not end a wait early).
+uptime_cs() { read -r _up _ </proc/uptime; echo "${_up%.*}${_up#*.}"; }
 wait_for() {
 	_limit=$1; shift
-	_end=$(($(date +%s) + _limit))
+	_end=$(($(uptime_cs) + _limit * 100))
 	while ! "$@" >/dev/null 2>&1; do
-		[ "$(date +%s)" -lt "$_end" ] || return 1
+		[ "$(uptime_cs)" -lt "$_end" ] || return 1
 		sleep 0.05
 	done
 }
@@ -125,6 +127,11 @@ esac
 
 # A private journald, as TESTING.md describes.
 JOURNAL=no
+# /run/systemd and /run/log are made when missing (a machine without systemd
+# running): journald would otherwise write its socket and journal files to
+# the host's /run, where they outlive the test. /var/log/journal only hides
+# the host's persistent journal, so only when it exists.
+mkdir -p /run/systemd /run/log
 for d in /run/systemd /run/log /var/log/journal; do
 	[ -d "$d" ] && mount -t tmpfs tmpfs "$d"
 done

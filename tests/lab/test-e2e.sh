@@ -122,7 +122,10 @@ show lab_ctl history
 
 # ---------------------------------------------------------------------------
 rr_step "5. a maintenance window covering now: the cut changes nothing"
-now_min=$((10#$(date +%H) * 60 + 10#$(date +%M)))
+# One date call: hour and minute read apart could straddle an hour (hh:59 ->
+# hh+1:00 read as hh:00) and put the window an hour behind.
+hhmm=$(date +%H:%M)
+now_min=$((10#${hhmm%:*} * 60 + 10#${hhmm#*:}))
 hm() { printf '%02d:%02d' $(( ($1 + 1440) % 1440 / 60 )) $(( ($1 + 1440) % 60 )); }
 lab_config "
 [maintenance \"lab-now\"]

@@ -197,38 +197,56 @@ static int open_bus(enum cfg_bus bus, sd_bus **ret, bool *ret_direct)
 	return 0;
 }
 
+/* What a job and a query share: the bus on the loop, told when it drops. On
+ * failure *ret is still set (or NULL) for the caller to free. */
+static int job_new(sd_event *e, enum cfg_bus bus, const char *unit, const char *verb, void *ud,
+		   struct transport_job **ret, bool *ret_direct)
+{
+	struct transport_job *j = calloc(1, sizeof *j);
+	int r;
+
+	*ret = j;
+	if (!j)
+		return -ENOMEM;
+	j->event = sd_event_ref(e);
+	j->ud = ud;
+	j->verb = verb;
+	j->unit = strdup(unit);
+	if (!j->unit)
+		return -ENOMEM;
+	r = open_bus(bus, &j->bus, ret_direct);
+	if (r < 0)
+		return r;
+	r = sd_bus_attach_event(j->bus, e, SD_EVENT_PRIORITY_NORMAL);
+	if (r < 0)
+		return r;
+	return sd_bus_match_signal_async(j->bus, NULL, NULL, "/org/freedesktop/DBus/Local",
+					 "org.freedesktop.DBus.Local", "Disconnected", on_disconnect,
+					 NULL, j);
+}
+
+static int job_arm_timeout(struct transport_job *j, uint64_t timeout_usec)
+{
+	if (timeout_usec == 0)
+		return 0;
+	return sd_event_add_time_relative(j->event, &j->timer_src, CLOCK_MONOTONIC, timeout_usec, 0,
+					  on_timeout, j);
+}
+
 int transport_start(sd_event *e, enum cfg_bus bus, const char *unit,
 		    enum cfg_transport_action action, uint64_t timeout_usec, transport_done_fn done,
 		    void *ud, struct transport_job **ret)
 {
-	struct transport_job *j;
+	struct transport_job *j = NULL;
 	bool direct = false;
 	int r;
 
 	if (action != TRANSPORT_RESTART && action != TRANSPORT_RELOAD)
 		return -EINVAL;
-	j = calloc(1, sizeof *j);
-	if (!j)
-		return -ENOMEM;
-	j->event = sd_event_ref(e);
+	r = job_new(e, bus, unit, action == TRANSPORT_RESTART ? "restart" : "reload", ud, &j, &direct);
+	if (r < 0)
+		goto fail;
 	j->done = done;
-	j->ud = ud;
-	j->verb = action == TRANSPORT_RESTART ? "restart" : "reload";
-	j->unit = strdup(unit);
-	if (!j->unit) {
-		r = -ENOMEM;
-		goto fail;
-	}
-	r = open_bus(bus, &j->bus, &direct);
-	if (r < 0)
-		goto fail;
-	r = sd_bus_attach_event(j->bus, e, SD_EVENT_PRIORITY_NORMAL);
-	if (r < 0)
-		goto fail;
-	r = sd_bus_match_signal_async(j->bus, NULL, NULL, "/org/freedesktop/DBus/Local",
-				      "org.freedesktop.DBus.Local", "Disconnected", on_disconnect, NULL, j);
-	if (r < 0)
-		goto fail;
 	/* On a direct connection messages carry no sender: match without one. */
 	r = sd_bus_match_signal_async(j->bus, &j->match_slot, direct ? NULL : SD_DEST, SD_PATH,
 				      SD_MANAGER, "JobRemoved", on_job_removed, NULL, j);
@@ -243,12 +261,9 @@ int transport_start(sd_event *e, enum cfg_bus bus, const char *unit,
 				     on_reply, j, "ss", unit, "replace");
 	if (r < 0)
 		goto fail;
-	if (timeout_usec > 0) {
-		r = sd_event_add_time_relative(e, &j->timer_src, CLOCK_MONOTONIC, timeout_usec, 0,
-					       on_timeout, j);
-		if (r < 0)
-			goto fail;
-	}
+	r = job_arm_timeout(j, timeout_usec);
+	if (r < 0)
+		goto fail;
 	*ret = j;
 	return 0;
 fail:
@@ -334,35 +349,17 @@ static int on_query_reply(sd_bus_message *m, void *ud, sd_bus_error *ret_error)
 int transport_query(sd_event *e, enum cfg_bus bus, const char *unit, uint64_t timeout_usec,
 		    transport_query_fn done, void *ud, struct transport_job **ret)
 {
-	struct transport_job *j;
+	struct transport_job *j = NULL;
 	char *path = NULL;
 	bool direct = false;
 	int r;
 
-	j = calloc(1, sizeof *j);
-	if (!j)
-		return -ENOMEM;
-	j->event = sd_event_ref(e);
-	j->query_done = done;
-	j->ud = ud;
-	j->verb = "query";
-	j->unit = strdup(unit);
-	if (!j->unit) {
-		r = -ENOMEM;
+	r = job_new(e, bus, unit, "query", ud, &j, &direct);
+	if (r < 0)
 		goto fail;
-	}
+	j->query_done = done;
 	/* The unit's object path; systemd loads the unit if it is not loaded. */
 	r = sd_bus_path_encode(SD_PATH "/unit", unit, &path);
-	if (r < 0)
-		goto fail;
-	r = open_bus(bus, &j->bus, &direct);
-	if (r < 0)
-		goto fail;
-	r = sd_bus_attach_event(j->bus, e, SD_EVENT_PRIORITY_NORMAL);
-	if (r < 0)
-		goto fail;
-	r = sd_bus_match_signal_async(j->bus, NULL, NULL, "/org/freedesktop/DBus/Local",
-				      "org.freedesktop.DBus.Local", "Disconnected", on_disconnect, NULL, j);
 	if (r < 0)
 		goto fail;
 	r = sd_bus_call_method_async(j->bus, &j->call_slot, SD_DEST, path,
@@ -370,12 +367,9 @@ int transport_query(sd_event *e, enum cfg_bus bus, const char *unit, uint64_t ti
 				     "s", "org.freedesktop.systemd1.Unit");
 	if (r < 0)
 		goto fail;
-	if (timeout_usec > 0) {
-		r = sd_event_add_time_relative(e, &j->timer_src, CLOCK_MONOTONIC, timeout_usec, 0,
-					       on_timeout, j);
-		if (r < 0)
-			goto fail;
-	}
+	r = job_arm_timeout(j, timeout_usec);
+	if (r < 0)
+		goto fail;
 	free(path);
 	*ret = j;
 	return 0;

@@ -1,11 +1,13 @@
-/* Actions on a change of state (SPEC section 4): connectors, transport
- * restart and flush, hook, alert. They read the pending steps that the agent
- * recorded (agent/change.h) and mark each one when it is done. */
+/* Actions (SPEC section 4): the routes kept right for the current state by
+ * the reconciler (actions/reconcile.h: connectors, transport restart, flush),
+ * and the events of each recorded change (hook, alert), marked in the state
+ * database as they are done (agent/change.h). */
 #pragma once
 
 #include <sqlite3.h>
 #include <systemd/sd-event.h>
 
+#include "actions/reconcile.h"
 #include "config/config.h"
 
 struct actions;
@@ -15,12 +17,19 @@ struct alerts;
  * alerts may be NULL (no [mail]). */
 int actions_new(sd_event *e, sqlite3 *state_db, const struct cfg *cfg, struct alerts *alerts,
 		struct actions **ret);
-/* A reload swapped the configuration: the old cfg may be freed after this returns. */
+/* A reload swapped the configuration: the old cfg may be freed after this
+ * returns. The routes are compared again. */
 void actions_set_config(struct actions *a, const struct cfg *cfg);
-/* Carry out every pending step of every recorded change, oldest first. Called
- * after the agent recorded a change and once at start-up; never blocks. */
+/* The routes to keep (reconcile_set_target). */
+void actions_set_target(struct actions *a, enum route_target t, int64_t change_id);
+/* Compare the routes now (after every run, at start) and carry out the
+ * pending events; never blocks. */
+void actions_reconcile(struct actions *a);
+/* Carry out the pending hook and mail of every recorded change, oldest first. */
 void actions_kick(struct actions *a);
-/* 1 while steps are running or waiting for a retry. */
+/* What routing step is being retried and why, or NULL. */
+const char *actions_pending(const struct actions *a);
+/* 1 while steps are running, owed or waiting for a retry. */
 int actions_busy(const struct actions *a);
 struct actions *actions_free(struct actions *a);
 

@@ -20,21 +20,7 @@
 #include "agent/curl_loop.h"
 #include "agent/log.h"
 
-#define ALERTS_SCHEMA_SQL                                                              \
-	"CREATE TABLE IF NOT EXISTS alerts (\n"                                        \
-	"  id          INTEGER PRIMARY KEY,\n"                                         \
-	"  change_id   INTEGER NOT NULL UNIQUE,     -- changes(id): one alert each\n"   \
-	"  new_state   TEXT NOT NULL,\n"                                               \
-	"  created_usec INTEGER NOT NULL,           -- CLOCK_REALTIME, queued at\n"    \
-	"  next_attempt_usec INTEGER NOT NULL,\n"                                      \
-	"  attempts    INTEGER NOT NULL DEFAULT 0,\n"                                  \
-	"  last_error  TEXT,\n"                                                        \
-	"  expired     INTEGER NOT NULL DEFAULT 0,  -- past the deadline, logged\n"     \
-	"  sent_usec   INTEGER,                     -- NULL until accepted\n"          \
-	"  reply       TEXT,                        -- the server's acceptance\n"      \
-	"  subject     TEXT NOT NULL,               -- of a mail for this change alone\n" \
-	"  body        TEXT NOT NULL                -- this change's part of the mail\n" \
-	");\n"
+/* The alerts table is created with the rest of the state database (agent/schema.c). */
 
 struct alerts {
 	sd_event *event;
@@ -89,18 +75,6 @@ uint64_t alerts_backoff_usec(const struct alerts *a, unsigned attempts)
 }
 
 /* --- small SQLite helpers: every value is bound, never printed into SQL --- */
-
-static int db_exec(sqlite3 *db, const char *sql)
-{
-	char *err = NULL;
-
-	if (sqlite3_exec(db, sql, NULL, NULL, &err) != SQLITE_OK) {
-		log_errx("state database: %s", err ? err : sqlite3_errmsg(db));
-		sqlite3_free(err);
-		return -EIO;
-	}
-	return 0;
-}
 
 static int db_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **ret)
 {
@@ -786,9 +760,6 @@ int alerts_new(sd_event *e, sqlite3 *state_db, const struct cfg *cfg, struct ale
 	a->cfg = cfg;
 	a->clock = realtime_now;
 	alerts_set_backoff(a, ALERTS_BACKOFF_FIRST_USEC, ALERTS_BACKOFF_CAP_USEC);
-	r = db_exec(state_db, ALERTS_SCHEMA_SQL);
-	if (r < 0)
-		goto fail;
 	/* Before the first transfer's thread: curl_global_init() is not thread-safe. */
 	r = curl_loop_global_init();
 	if (r < 0)

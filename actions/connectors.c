@@ -13,26 +13,135 @@
 #include "agent/clock.h"
 #include "actions/actions.h"
 #include "actions/connectors.h"
+#include "agent/db.h"
 #include "agent/log.h"
 
 /* rerouterctl is not on the event loop: it may wait longer for a writer. */
 #define CTL_BUSY_TIMEOUT_MSEC 5000
 
-static int sqlite_errno(int rc)
+#define sqlite_errno db_errno
+
+/* Version 0 (the first release) had no transport column: its view gave
+ * 'smtp:' || smart_host. */
+#define CONN_TABLE_SQL                                                                \
+	"CREATE TABLE IF NOT EXISTS send_connectors (\n"                              \
+	"  name          TEXT PRIMARY KEY,\n"                                         \
+	"  address_space TEXT NOT NULL DEFAULT '*',\n"                                \
+	"  transport     TEXT NOT NULL DEFAULT 'smtp',\n"                             \
+	"  smart_host    TEXT NOT NULL,\n"                                            \
+	"  cost          INTEGER NOT NULL DEFAULT 1,\n"                               \
+	"  enabled       INTEGER NOT NULL DEFAULT 1 CHECK (enabled IN (0, 1)),\n"     \
+	"  changed_at    TEXT,\n"                                                     \
+	"  changed_by    TEXT\n"                                                      \
+	");\n"
+/* One row per address space: the enabled connector of lowest cost, ties
+ * broken by name. */
+#define CONN_VIEW_SQL                                                                 \
+	"CREATE VIEW transport_routes (address_space, nexthop) AS\n"                  \
+	"  SELECT c.address_space, c.transport || ':' || c.smart_host\n"              \
+	"  FROM send_connectors AS c\n"                                               \
+	"  WHERE c.enabled = 1 AND NOT EXISTS (\n"                                    \
+	"    SELECT 1 FROM send_connectors AS o\n"                                    \
+	"    WHERE o.enabled = 1 AND o.address_space = c.address_space\n"             \
+	"      AND (o.cost < c.cost OR (o.cost = c.cost AND o.name < c.name)));\n"
+#define CONN_MIGRATE_V0_SQL                                                           \
+	"ALTER TABLE send_connectors ADD COLUMN transport TEXT NOT NULL DEFAULT 'smtp';\n" \
+	"DROP VIEW IF EXISTS transport_routes;\n" CONN_VIEW_SQL
+
+static int table_exists(sqlite3 *db, const char *name, bool *ret)
 {
-	switch (rc & 0xff) {
-	case SQLITE_OK: return 0;
-	case SQLITE_BUSY:
-	case SQLITE_LOCKED: return -EBUSY;
-	case SQLITE_NOMEM: return -ENOMEM;
-	case SQLITE_CANTOPEN: return -ENOENT;
-	case SQLITE_READONLY:
-	case SQLITE_PERM:
-	case SQLITE_AUTH: return -EACCES;
-	case SQLITE_FULL: return -ENOSPC;
-	case SQLITE_CONSTRAINT: return -EINVAL;
-	default: return -EIO;
+	sqlite3_stmt *st = NULL;
+	int rc = sqlite3_prepare_v2(db, "SELECT 1 FROM sqlite_master WHERE name = ?1", -1, &st, NULL);
+
+	if (rc == SQLITE_OK) {
+		sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+		rc = sqlite3_step(st);
 	}
+	*ret = rc == SQLITE_ROW;
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : db_errno(rc);
+}
+
+static int check_version(sqlite3 *db, const char *path, int *ret)
+{
+	int r = db_user_version(db, ret);
+
+	if (r == 0 && *ret > CONN_SCHEMA_VERSION) {
+		log_errx("%s: transport database schema version %d is newer than this rerouter's (%d): "
+			 "refusing to change it", path, *ret, CONN_SCHEMA_VERSION);
+		r = -EPROTO;
+	}
+	return r;
+}
+
+int conn_prepare_writer(sqlite3 *db, const char *path)
+{
+	int v, r;
+
+	/* PERSIST: the journal file is kept and overwritten, so a toggle on a
+	 * full filesystem (a dead link fills /var with queued mail) needs no
+	 * new block. */
+	if ((r = db_exec(db, path, "PRAGMA journal_mode = PERSIST")) < 0 ||
+	    (r = check_version(db, path, &v)) < 0)
+		return r;
+	return v == CONN_SCHEMA_VERSION ? 0 : -ESTALE;
+}
+
+int conn_init(sqlite3 *db, const char *path)
+{
+	bool have_table, have_view;
+	int v, r;
+
+	if ((r = db_exec(db, path, "PRAGMA journal_mode = PERSIST")) < 0 ||
+	    (r = check_version(db, path, &v)) < 0 ||
+	    (r = table_exists(db, "send_connectors", &have_table)) < 0 ||
+	    (r = table_exists(db, "transport_routes", &have_view)) < 0)
+		return r;
+	if (v < CONN_SCHEMA_VERSION && have_table && (r = db_backup_copy(db, path, v)) < 0)
+		return r;
+	if ((r = db_exec(db, path, "BEGIN IMMEDIATE")) < 0)
+		return r;
+	if (v < CONN_SCHEMA_VERSION && have_table)
+		r = db_exec(db, path, CONN_MIGRATE_V0_SQL);
+	else {
+		r = db_exec(db, path, CONN_TABLE_SQL);
+		if (r == 0 && !have_view)
+			r = db_exec(db, path, CONN_VIEW_SQL);
+	}
+	/* Touch every row once: the persistent journal grows now, while there
+	 * is room, to what a toggle will need. */
+	if (r == 0)
+		r = db_exec(db, path, "UPDATE send_connectors SET enabled = enabled; PRAGMA user_version = 1");
+	if (r == 0)
+		r = db_exec(db, path, "COMMIT");
+	if (r < 0) {
+		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+		return r;
+	}
+	if (v < CONN_SCHEMA_VERSION && have_table)
+		log_notice("%s: transport database migrated from schema version %d to %d", path, v,
+			   CONN_SCHEMA_VERSION);
+	return 0;
+}
+
+int conn_diff(sqlite3 *db, const struct conn_set *v, size_t n)
+{
+	sqlite3_stmt *st = NULL;
+	int rc, count = 0;
+
+	rc = sqlite3_prepare_v2(db, "SELECT enabled FROM send_connectors WHERE name = ?1", -1, &st, NULL);
+	for (size_t i = 0; i < n && rc == SQLITE_OK; i++) {
+		sqlite3_reset(st);
+		sqlite3_bind_text(st, 1, v[i].name, -1, SQLITE_STATIC);
+		rc = sqlite3_step(st);
+		if (rc == SQLITE_ROW) {
+			count += sqlite3_column_int(st, 0) != (v[i].enabled ? 1 : 0);
+			rc = SQLITE_OK;
+		} else if (rc == SQLITE_DONE)
+			rc = SQLITE_OK;
+	}
+	sqlite3_finalize(st);
+	return rc == SQLITE_OK ? count : db_errno(rc);
 }
 
 int conn_open(const char *path, int flags, int busy_timeout_msec, sqlite3 **ret)
@@ -56,11 +165,6 @@ fail:
 	sqlite3_close(db);
 	*ret = NULL;
 	return r;
-}
-
-int conn_init(sqlite3 *db)
-{
-	return sqlite_errno(sqlite3_exec(db, CONN_SCHEMA_SQL, NULL, NULL, NULL));
 }
 
 static void rollback(sqlite3 *db)
@@ -300,7 +404,7 @@ int actions_ctl_init(const struct cfg *cfg)
 
 	r = conn_open(cfg->transport.database, CONN_OPEN_CREATE, CTL_BUSY_TIMEOUT_MSEC, &db);
 	if (r == 0)
-		r = conn_init(db);
+		r = conn_init(db, cfg->transport.database);
 	sqlite3_close(db);
 	/* Postfix's trivial-rewrite reads the map as user postfix: a new file
 	 * must not inherit a strict umask of root's. */

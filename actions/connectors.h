@@ -8,27 +8,15 @@
 
 #include "config/config.h"
 
-/* One row per address space: the enabled connector of lowest cost, ties
- * broken by name. Every statement is IF NOT EXISTS, so init is idempotent. */
-#define CONN_SCHEMA_SQL                                                               \
-	"CREATE TABLE IF NOT EXISTS send_connectors (\n"                              \
-	"  name          TEXT PRIMARY KEY,\n"                                         \
-	"  address_space TEXT NOT NULL DEFAULT '*',\n"                                \
-	"  smart_host    TEXT NOT NULL,\n"                                            \
-	"  cost          INTEGER NOT NULL DEFAULT 1,\n"                               \
-	"  enabled       INTEGER NOT NULL DEFAULT 1 CHECK (enabled IN (0, 1)),\n"     \
-	"  changed_at    TEXT,\n"                                                     \
-	"  changed_by    TEXT\n"                                                      \
-	");\n"                                                                        \
-	"CREATE VIEW IF NOT EXISTS transport_routes (address_space, nexthop) AS\n"    \
-	"  SELECT c.address_space, 'smtp:' || c.smart_host\n"                         \
-	"  FROM send_connectors AS c\n"                                               \
-	"  WHERE c.enabled = 1 AND NOT EXISTS (\n"                                    \
-	"    SELECT 1 FROM send_connectors AS o\n"                                    \
-	"    WHERE o.enabled = 1 AND o.address_space = c.address_space\n"             \
-	"      AND (o.cost < c.cost OR (o.cost = c.cost AND o.name < c.name)));\n"
+/* The schema (version 1, SPEC section 5) is owned by connectors.c. */
+#define CONN_SCHEMA_VERSION 1
 
 enum { CONN_OPEN_CREATE = 1 };
+
+struct conn_set {
+	const char *name;
+	int enabled; /* 0 or 1 */
+};
 
 /* How many times conn_apply() tries BEGIN IMMEDIATE/COMMIT against another
  * writer, each try waiting up to the connection's busy_timeout. */
@@ -37,13 +25,19 @@ enum { CONN_OPEN_CREATE = 1 };
 /* Opens the database (creating the file only with CONN_OPEN_CREATE) with a
  * busy_timeout. Returns 0 or a negative errno (-ENOENT: no such database). */
 int conn_open(const char *path, int flags, int busy_timeout_msec, sqlite3 **ret);
-/* Creates the table and the view if missing. */
-int conn_init(sqlite3 *db);
+/* Creates the table and the view if missing, migrates an older schema in
+ * place (a backup copy next to the file first; path names it), refuses a
+ * newer one (-EPROTO), and prepares the rollback journal (PERSIST) so that a
+ * toggle needs no new disk space. */
+int conn_init(sqlite3 *db, const char *path);
+/* On every writing connection: the journal stays allocated (PERSIST, a
+ * per-connection setting), and the schema version is checked (-EPROTO: newer;
+ * -ESTALE: older, not yet migrated). */
+int conn_prepare_writer(sqlite3 *db, const char *path);
 
-struct conn_set {
-	const char *name;
-	int enabled; /* 0 or 1 */
-};
+/* How many of the listed connectors differ from the database (missing ones
+ * are not counted), or a negative errno. Reads only. */
+int conn_diff(sqlite3 *db, const struct conn_set *v, size_t n);
 
 struct conn_report {
 	void (*missing)(const char *name, void *ud);             /* not in the table */

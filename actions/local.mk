@@ -8,6 +8,8 @@ librerouter_la_SOURCES += \
 	actions/connectors.h \
 	actions/exec.c \
 	actions/exec.h \
+	actions/reconcile.c \
+	actions/reconcile.h \
 	actions/transport.c \
 	actions/transport.h
 EXTRA_DIST += \

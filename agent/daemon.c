@@ -1,17 +1,22 @@
 /* The daemon: one sd-event loop with a monotonic run timer (start to start),
  * a wall-clock timer at the next maintenance-window boundary, a watch for
- * clock sets (which move that boundary), signal sources
- * for reload and stop, and the watchdog. Each run's results are voted on
- * (agent/vote.c), stored (agent/state.c) and, on a change of state, handed to
- * the actions. */
+ * clock sets (which move that boundary), signal sources for reload, stop and
+ * wake-up (SIGUSR1: a run now, and a hold read again), and the watchdog.
+ * Each run's results are voted on (agent/vote.c) and stored (agent/state.c);
+ * after every run the routes the state wants are handed to the reconciler
+ * (actions/reconcile.c). Routing goes before bookkeeping: a run or change
+ * that the state database refuses is decided from memory, and the change is
+ * recorded as soon as the database accepts writes again. */
 #include "config.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-event.h>
 
@@ -29,6 +34,16 @@
 /* Timers fire within a millisecond: sd-event's default slack (250 ms) is
  * longer than a short test interval. */
 #define TIMER_ACCURACY_USEC 1000ULL
+/* Changes decided while the state database refused writes, kept to be
+ * recorded later; the run texts kept for their alert. */
+#define BACKLOG_MAX 16
+#define RUN_TEXTS 8
+#define RELOG_USEC (3600 * USEC_PER_SEC)
+
+struct unrecorded {
+	struct state_change ch;
+	char *runs_text;
+};
 
 struct daemon {
 	sd_event *e;
@@ -59,23 +74,43 @@ struct daemon {
 	bool have_last;
 	bool last_failed;
 	unsigned last_link_failed, last_n_link;
+
+	int64_t last_change_id;   /* the newest recorded change */
+	bool gate_open;           /* DOWN: a backup path answered (or none is configured) */
+	enum link_state hold;     /* the pinned state, LINK_UNKNOWN: no hold */
+	uint64_t hold_until_usec; /* CLOCK_REALTIME; 0: until release */
+
+	struct unrecorded backlog[BACKLOG_MAX];
+	size_t n_backlog;
+	char *run_texts[RUN_TEXTS]; /* the newest runs since the last change, oldest first */
+	size_t n_run_texts;
+	char store_error[256];    /* the last error storing a run, logged once an hour */
+	uint64_t store_error_usec;
 };
 
 static void notify_status(struct daemon *d)
 {
-	char since[64];
+	char since[64], hold[48] = "", pend[600] = "";
+	const char *p = d->actions ? actions_pending(d->actions) : NULL;
+	const char *st = link_state_upper(d->vote.state);
 
 	clock_format_local(d->since_usec, since, sizeof since);
+	if (d->hold != LINK_UNKNOWN)
+		snprintf(hold, sizeof hold, " (held %s)", link_state_str(d->hold));
+	else if (d->vote.state == LINK_DOWN && !d->gate_open)
+		snprintf(hold, sizeof hold, " (no backup path: nothing rewired)");
+	if (p)
+		snprintf(pend, sizeof pend, "; pending: %s", p);
+	else if (d->n_backlog)
+		snprintf(pend, sizeof pend, "; %zu change(s) not yet recorded", d->n_backlog);
 	if (d->in_maintenance)
-		sd_notifyf(false, "STATUS=maintenance window %s; link %s since %s", d->mw_name,
-			   d->vote.state == LINK_UP ? "UP" : "DOWN", since);
+		sd_notifyf(false, "STATUS=maintenance window %s; link %s%s since %s%s", d->mw_name, st,
+			   hold, since, pend);
 	else if (d->have_last)
-		sd_notifyf(false, "STATUS=link %s since %s, last run %u/%u passed",
-			   d->vote.state == LINK_UP ? "UP" : "DOWN", since,
-			   d->last_n_link - d->last_link_failed, d->last_n_link);
+		sd_notifyf(false, "STATUS=link %s%s since %s, last run %u/%u passed%s", st, hold, since,
+			   d->last_n_link - d->last_link_failed, d->last_n_link, pend);
 	else
-		sd_notifyf(false, "STATUS=link %s since %s, first run pending",
-			   d->vote.state == LINK_UP ? "UP" : "DOWN", since);
+		sd_notifyf(false, "STATUS=link %s%s since %s, first run pending%s", st, hold, since, pend);
 }
 
 static void free_retired(struct daemon *d)
@@ -107,7 +142,6 @@ static int arm_run_timer(struct daemon *d, uint64_t at_mono)
 	return r;
 }
 
-static void start_run(struct daemon *d);
 static void mw_update(struct daemon *d);
 static void mw_enter(struct daemon *d, const struct cfg_window *w, bool discard);
 
@@ -130,7 +164,7 @@ static void log_check(const struct probe_result *r)
 static void log_change(const struct daemon *d, const struct state_change *ch, unsigned failed,
 		       unsigned passed)
 {
-	char prev[64];
+	char prev[64], why[160];
 	struct log_field f[] = {
 		{ "REROUTER_STATE", link_state_str(ch->new_state) },
 		{ "REROUTER_PREVIOUS", link_state_str(ch->old_state) },
@@ -138,12 +172,213 @@ static void log_change(const struct daemon *d, const struct state_change *ch, un
 	uint64_t held = ch->at_usec > ch->prev_since_usec ? ch->at_usec - ch->prev_since_usec : 0;
 
 	clock_format_local(ch->prev_since_usec, prev, sizeof prev);
+	if (ch->reason && !strcmp(ch->reason, "hold"))
+		snprintf(why, sizeof why, "held by rerouterctl hold");
+	else
+		snprintf(why, sizeof why, "%u of the last %u runs %s", ch->new_state == LINK_DOWN ? failed : passed,
+			 d->vote.p.runs, ch->new_state == LINK_DOWN ? "failed" : "passed");
 	log_fields(ch->new_state == LINK_DOWN ? LOG_WARNING : LOG_NOTICE, f,
-		   "state %s (was %s since %s, %llus): %u of the last %u runs %s%s",
-		   ch->new_state == LINK_UP ? "UP" : "DOWN", ch->old_state == LINK_UP ? "UP" : "DOWN", prev,
-		   (unsigned long long)(held / USEC_PER_SEC), ch->new_state == LINK_DOWN ? failed : passed,
-		   d->vote.p.runs, ch->new_state == LINK_DOWN ? "failed" : "passed",
+		   "state %s (was %s since %s, %llus): %s%s", link_state_upper(ch->new_state),
+		   link_state_upper(ch->old_state), prev, (unsigned long long)(held / USEC_PER_SEC), why,
 		   ch->no_backup ? "; no backup path answered: nothing is rewired" : "");
+}
+
+/* The routes the state wants, handed to the reconciler, which compares. */
+static void update_routes(struct daemon *d)
+{
+	enum route_target t = ROUTE_NONE;
+	int64_t id = d->n_backlog ? RECONCILE_UNRECORDED : d->last_change_id;
+
+	if (d->vote.state == LINK_UP)
+		t = ROUTE_UP;
+	else if (d->vote.state == LINK_DOWN && (d->gate_open || d->hold == LINK_DOWN))
+		t = ROUTE_DOWN;
+	actions_set_target(d->actions, t, id);
+	actions_reconcile(d->actions);
+}
+
+/* ---- run texts, for a change the database could not record ---- */
+
+static void remember_run_text(struct daemon *d, uint64_t at, bool failed, unsigned link_failed,
+			      unsigned n_link, const struct probe_result *res, size_t n)
+{
+	char when[64], *text = NULL;
+	size_t size = 0;
+	FILE *f = open_memstream(&text, &size);
+
+	if (!f)
+		return;
+	clock_format_local(at, when, sizeof when);
+	fprintf(f, "Run at %s: %s (%u of %u link checks failed)\n", when, failed ? "FAILED" : "PASSED",
+		link_failed, n_link);
+	for (size_t i = 0; i < n; i++) {
+		const struct cfg_check *c = res[i].check;
+		fprintf(f, "  %-20s %-4s %-30s %s%s  %s  %llu ms\n", c->name, cfg_check_type_str(c->type),
+			c->target ? c->target : "", probe_passed(&res[i]) ? "pass" : "fail",
+			c->role == ROLE_BACKUP ? " (backup)" : "",
+			res[i].reason[0] ? res[i].reason : probe_outcome_str(res[i].outcome),
+			(unsigned long long)res[i].elapsed_ms);
+	}
+	if (fclose(f) != 0) {
+		free(text);
+		return;
+	}
+	if (d->n_run_texts == RUN_TEXTS) {
+		free(d->run_texts[0]);
+		memmove(d->run_texts, d->run_texts + 1, (RUN_TEXTS - 1) * sizeof d->run_texts[0]);
+		d->n_run_texts--;
+	}
+	d->run_texts[d->n_run_texts++] = text;
+}
+
+static void forget_run_texts(struct daemon *d)
+{
+	for (size_t i = 0; i < d->n_run_texts; i++)
+		free(d->run_texts[i]);
+	d->n_run_texts = 0;
+}
+
+static char *run_texts_joined(const struct daemon *d, unsigned last)
+{
+	char *text = NULL;
+	size_t size = 0, from = d->n_run_texts > last ? d->n_run_texts - last : 0;
+	FILE *f = open_memstream(&text, &size);
+
+	if (!f)
+		return NULL;
+	fprintf(f, "(from memory: the state database did not accept the runs)\n");
+	for (size_t i = from; i < d->n_run_texts; i++)
+		fprintf(f, "%s%s", i > from ? "\n" : "", d->run_texts[i]);
+	if (fclose(f) != 0) {
+		free(text);
+		return NULL;
+	}
+	return text;
+}
+
+/* ---- the backlog of changes decided from memory ---- */
+
+static void backlog_push(struct daemon *d, const struct state_change *ch, char *runs_text)
+{
+	if (d->n_backlog == BACKLOG_MAX) {
+		/* A flapping link on a full disk: the oldest unrecorded change goes. */
+		log_warnx("more than %d changes of state not recorded: the oldest is dropped", BACKLOG_MAX);
+		free(d->backlog[0].runs_text);
+		memmove(d->backlog, d->backlog + 1, (BACKLOG_MAX - 1) * sizeof d->backlog[0]);
+		d->n_backlog--;
+	}
+	d->backlog[d->n_backlog].ch = *ch;
+	d->backlog[d->n_backlog].runs_text = runs_text;
+	d->backlog[d->n_backlog].ch.runs_text = runs_text ? runs_text : "(not recorded)\n";
+	d->n_backlog++;
+}
+
+/* Records what was decided from memory, oldest first; false while the
+ * database still refuses. */
+static bool backlog_flush(struct daemon *d)
+{
+	int64_t id;
+
+	while (d->n_backlog > 0) {
+		struct unrecorded *u = &d->backlog[0];
+		if (state_record_change(d->db, &u->ch, &id) < 0)
+			return false;
+		log_notice("change of state to %s (decided at %s) recorded now that the state database "
+			   "accepts writes: change %" PRId64,
+			   link_state_upper(u->ch.new_state), u->ch.runs_text ? "a run" : "?", id);
+		d->last_change_id = id;
+		free(u->runs_text);
+		memmove(d->backlog, d->backlog + 1, (d->n_backlog - 1) * sizeof d->backlog[0]);
+		d->n_backlog--;
+		actions_kick(d->actions);
+	}
+	return true;
+}
+
+static void store_failed(struct daemon *d, int r, bool change)
+{
+	uint64_t now = clock_usec(CLOCK_REALTIME);
+	char why[256];
+
+	snprintf(why, sizeof why, "%s", strerror(-r));
+	if (strcmp(why, d->store_error) || now >= d->store_error_usec + RELOG_USEC) {
+		log_err_errno(r, "cannot store the run%s in %s; deciding and rerouting from memory, "
+			      "recorded when the database accepts writes again",
+			      change ? " and the change of state" : "", d->cfg->agent.state_db);
+		snprintf(d->store_error, sizeof d->store_error, "%s", why);
+		d->store_error_usec = now;
+	}
+}
+
+static void store_ok(struct daemon *d)
+{
+	if (d->store_error[0])
+		log_notice("the state database %s accepts writes again", d->cfg->agent.state_db);
+	d->store_error[0] = '\0';
+}
+
+/* ---- hold (rerouterctl hold/release, read from the state database) ---- */
+
+static void start_run(struct daemon *d);
+
+static void hold_change(struct daemon *d, enum link_state h)
+{
+	struct state_change ch = {
+		.new_state = h,
+		.old_state = d->vote.state,
+		.at_usec = clock_usec(CLOCK_REALTIME),
+		.prev_since_usec = d->since_usec,
+		.reason = "hold",
+		.runs_text = "The state was pinned by rerouterctl hold; the runs did not decide it.\n",
+	};
+	int64_t id;
+
+	if (!backlog_flush(d) || state_record_change(d->db, &ch, &id) < 0) {
+		store_failed(d, -EIO, true);
+		backlog_push(d, &ch, strdup(ch.runs_text));
+	} else
+		d->last_change_id = id;
+	log_change(d, &ch, 0, 0);
+	vote_set_state(&d->vote, h);
+	forget_run_texts(d);
+	d->since_usec = ch.at_usec;
+	d->gate_open = true;
+}
+
+/* Reads the hold again (at start, on SIGUSR1, after every run) and acts on a
+ * difference: a hold to the other state is a change of state. */
+static void check_hold(struct daemon *d)
+{
+	struct state_saved s;
+	uint64_t now = clock_usec(CLOCK_REALTIME);
+
+	if (state_load(d->db, &s) < 0)
+		return; /* cannot be read now: as it was */
+	enum link_state h = s.hold;
+	uint64_t until = s.hold_until_usec;
+	state_saved_clear(&s);
+	if (h != LINK_UNKNOWN && until && now >= until) {
+		log_notice("the hold %s has expired", link_state_str(h));
+		if (state_set_hold(d->db, LINK_UNKNOWN, 0, NULL) == 0)
+			state_add_event(d->db, "release", link_state_str(h), "hold expired", "rerouterd");
+		h = LINK_UNKNOWN;
+	}
+	d->hold_until_usec = until;
+	if (h == d->hold)
+		return;
+	struct log_field f[] = { { "REROUTER_STATE", link_state_str(h == LINK_UNKNOWN ? d->vote.state : h) } };
+	if (h == LINK_UNKNOWN) {
+		log_fields(LOG_NOTICE, f, "hold released: the window decides from the next run");
+		d->hold = LINK_UNKNOWN;
+	} else {
+		log_fields(LOG_NOTICE, f, "hold %s: probing goes on, only [%s] is enforced until release",
+			   link_state_str(h), h == LINK_UP ? "on_up" : "on_down");
+		d->hold = h;
+		if (d->vote.state != h)
+			hold_change(d, h);
+	}
+	update_routes(d);
+	notify_status(d);
 }
 
 static void on_run_done(struct probe_run *run, const struct probe_result *res, size_t n, void *userdata)
@@ -173,13 +408,14 @@ static void on_run_done(struct probe_run *run, const struct probe_result *res, s
 
 	unsigned link_failed = vote_link_failures(res, n);
 	bool failed = vote_run_failed(&d->vote.p, res, n);
-	/* Vote on a copy: memory follows the database only once it committed. */
+	/* Vote on a copy: the change is recorded with the run, in one transaction. */
 	struct vote next = d->vote;
-	bool change = vote_add_run(&next, failed);
+	/* A hold pins the state: the window goes on, it decides nothing. */
+	bool change = vote_add_run(&next, failed) && d->hold == LINK_UNKNOWN;
 	unsigned wf, wp;
 	vote_counts(&next, &wf, &wp);
 	struct state_change ch = {
-		.new_state = d->vote.state == LINK_UP ? LINK_DOWN : LINK_UP,
+		.new_state = vote_decide(&next),
 		.old_state = d->vote.state,
 		.at_usec = clock_usec(CLOCK_REALTIME),
 		.prev_since_usec = d->since_usec,
@@ -188,8 +424,14 @@ static void on_run_done(struct probe_run *run, const struct probe_result *res, s
 	struct state_run sr = { .at_usec = at, .failed = failed, .link_failed = link_failed,
 				.n_link = n_link, .results = res, .n_results = n };
 	int64_t change_id = 0;
-	int r = state_commit_run(d->db, &sr, next.p.runs, change ? &ch : NULL, &change_id);
+	int r;
 
+	remember_run_text(d, at, failed, link_failed, n_link, res, n);
+	/* What memory decided before comes first; runs are not stored out of order. */
+	if (!backlog_flush(d))
+		r = -EIO;
+	else
+		r = state_commit_run(d->db, &sr, next.p.runs, change ? &ch : NULL, &change_id);
 	log_debug("run %s: %u of %u link checks failed; window %zu of %u: %u failed, %u passed",
 		  failed ? "FAILED" : "PASSED", link_failed, n_link, next.n, next.p.runs, wf, wp);
 	d->have_last = true;
@@ -197,20 +439,32 @@ static void on_run_done(struct probe_run *run, const struct probe_result *res, s
 	d->last_link_failed = link_failed;
 	d->last_n_link = n_link;
 	if (r < 0) {
-		/* Nothing was stored: keep the previous window and state, and let
-		 * the next run decide again. */
-		log_err_errno(r, "cannot store the run%s; retrying with the next run",
-			      change ? " and the change of state" : "");
+		store_failed(d, r, change);
+		if (change)
+			backlog_push(d, &ch, run_texts_joined(d, next.p.runs));
 	} else {
-		d->vote = next;
-		if (change) {
-			log_change(d, &ch, wf, wp);
-			vote_commit_change(&d->vote);
-			d->since_usec = ch.at_usec;
-			(void)change_id;
-			actions_kick(d->actions);
-		}
+		store_ok(d);
+		if (change)
+			d->last_change_id = change_id;
 	}
+	/* Routing goes before bookkeeping: memory moves on either way. */
+	d->vote = next;
+	if (change) {
+		log_change(d, &ch, wf, wp);
+		vote_commit_change(&d->vote);
+		forget_run_texts(d);
+		d->since_usec = ch.at_usec;
+		d->gate_open = !ch.no_backup;
+		actions_kick(d->actions);
+	} else if (d->vote.state == LINK_DOWN && !d->gate_open && !vote_no_backup(res, n)) {
+		/* The backup gate is judged at every run while DOWN. */
+		struct log_field f[] = { { "REROUTER_STATE", "down" } };
+		log_fields(LOG_NOTICE, f, "a backup path answers again: [on_down] is applied");
+		d->gate_open = true;
+		state_add_event(d->db, "gate", "down", "a backup path answers: [on_down] applied", "rerouterd");
+	}
+	check_hold(d);
+	update_routes(d);
 	notify_status(d);
 
 	d->run_cfg = NULL;
@@ -440,6 +694,22 @@ static int on_reload(sd_event_source *s, const struct signalfd_siginfo *si, void
 	return 0;
 }
 
+/* SIGUSR1 (rerouterctl hold/release, or an administrator): the hold is read
+ * again and a run starts now. */
+static int on_wake(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata)
+{
+	struct daemon *d = userdata;
+
+	(void)s, (void)si;
+	log_info("woken by SIGUSR1: a run starts now");
+	check_hold(d);
+	if (d->run)
+		d->run_due = true;
+	else if (!d->in_maintenance)
+		start_run(d);
+	return 0;
+}
+
 static int on_stop(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata)
 {
 	struct daemon *d = userdata;
@@ -452,7 +722,7 @@ static int on_stop(sd_event_source *s, const struct signalfd_siginfo *si, void *
 	return 0;
 }
 
-/* State, since and window from the database and initial_state. */
+/* State, since, window, hold and backup gate from the database and initial_state. */
 static int restore(struct daemon *d)
 {
 	struct state_saved s;
@@ -464,6 +734,9 @@ static int restore(struct daemon *d)
 		return r;
 	vote_params_from_cfg(d->cfg, &p);
 	bool kept = vote_init(&d->vote, &p, d->cfg->agent.initial_state, s.persisted, s.state, s.failed, s.n);
+	d->last_change_id = s.last_change_id;
+	/* Judged again at the next run; until then as the last change left it. */
+	d->gate_open = !(s.state == LINK_DOWN && s.last_change_no_backup);
 	if (kept) {
 		d->since_usec = s.since_usec;
 		/* A maintenance window while we were stopped: after it the window
@@ -486,10 +759,15 @@ static int restore(struct daemon *d)
 	}
 	char since[64];
 	clock_format_local(d->since_usec, since, sizeof since);
-	log_info("starting: link %s since %s (%s), window %zu of %u runs", d->vote.state == LINK_UP ? "UP" : "DOWN",
+	log_info("starting: link %s since %s (%s), window %zu of %u runs%s", link_state_upper(d->vote.state),
 		 since,
 		 !s.persisted ? "nothing persisted" : kept ? "persisted" : "initial_state",
-		 d->vote.n, d->vote.p.runs);
+		 d->vote.n, d->vote.p.runs,
+		 d->vote.state == LINK_UNKNOWN ? "; nothing is rewired until the first decision" : "");
+	/* For rerouterctl's wake-up, and the first sign of life. */
+	if ((r = state_set_daemon(d->db, (int)getpid(), now)) < 0)
+		log_warn_errno(r, "cannot record the daemon's PID: rerouterctl hold takes effect at the next run");
+	r = 0;
 out:
 	state_saved_clear(&s);
 	return r;
@@ -497,7 +775,7 @@ out:
 
 int agent_main(const char *cfg_path, struct cfg *cfg, bool verbose)
 {
-	struct daemon d = { .cfg_path = cfg_path, .cfg = cfg, .verbose = verbose };
+	struct daemon d = { .cfg_path = cfg_path, .cfg = cfg, .verbose = verbose, .hold = LINK_UNKNOWN };
 	sigset_t ss;
 	int r, ret = 1;
 
@@ -505,6 +783,7 @@ int agent_main(const char *cfg_path, struct cfg *cfg, bool verbose)
 	sigaddset(&ss, SIGHUP);
 	sigaddset(&ss, SIGTERM);
 	sigaddset(&ss, SIGINT);
+	sigaddset(&ss, SIGUSR1);
 	/* SIGCHLD too, before any thread (curl's resolver, probe workers) exists:
 	 * sd_event_add_child() needs it blocked in every thread. */
 	sigaddset(&ss, SIGCHLD);
@@ -535,12 +814,16 @@ int agent_main(const char *cfg_path, struct cfg *cfg, bool verbose)
 	}
 	log_what_is_off(cfg);
 	check_connectors(cfg);
-	/* Finish whatever a crash left pending, exactly once. */
+	/* A hold set while we were stopped; then the routes the state wants
+	 * (compared at start), and whatever a crash left pending, exactly once. */
+	check_hold(&d);
+	update_routes(&d);
 	actions_kick(d.actions);
 
 	if ((r = sd_event_add_signal(d.e, NULL, SIGHUP, on_reload, &d)) < 0 ||
 	    (r = sd_event_add_signal(d.e, NULL, SIGTERM, on_stop, &d)) < 0 ||
 	    (r = sd_event_add_signal(d.e, NULL, SIGINT, on_stop, &d)) < 0 ||
+	    (r = sd_event_add_signal(d.e, NULL, SIGUSR1, on_wake, &d)) < 0 ||
 	    (r = sd_event_add_time(d.e, &d.run_timer, CLOCK_MONOTONIC, 0, TIMER_ACCURACY_USEC, on_run_timer, &d)) < 0 ||
 	    (r = sd_event_add_time(d.e, &d.mw_timer, CLOCK_REALTIME, 0, TIMER_ACCURACY_USEC, on_mw_timer, &d)) < 0) {
 		log_err_errno(r, "cannot set up the event sources");
@@ -571,6 +854,9 @@ out:
 	d.clockwatch = clockwatch_free(d.clockwatch);
 	d.db = d.db ? state_close(d.db) : NULL;
 	free(d.mw_name);
+	forget_run_texts(&d);
+	for (size_t i = 0; i < d.n_backlog; i++)
+		free(d.backlog[i].runs_text);
 	if (d.retired)
 		cfg_free(d.retired);
 	cfg_free(d.cfg);

@@ -10,8 +10,12 @@ librerouter_la_SOURCES += \
 	agent/curl_loop.c \
 	agent/curl_loop.h \
 	agent/daemon.c \
+	agent/db.c \
+	agent/db.h \
 	agent/log.c \
 	agent/log.h \
+	agent/schema.c \
+	agent/schema.h \
 	agent/state.c \
 	agent/state.h \
 	agent/vote.c \

@@ -8,56 +8,15 @@
 #include <time.h>
 
 #include "agent/clock.h"
+#include "agent/db.h"
 #include "agent/log.h"
+#include "agent/schema.h"
 #include "agent/state.h"
-
-#define STATE_SCHEMA_SQL                                                        \
-	"CREATE TABLE IF NOT EXISTS agent_state (\n"                            \
-	"  id          INTEGER PRIMARY KEY CHECK (id = 1),\n"                   \
-	"  state       TEXT NOT NULL,               -- up | down\n"             \
-	"  since_usec  INTEGER NOT NULL             -- CLOCK_REALTIME\n"        \
-	");\n"                                                                  \
-	"CREATE TABLE IF NOT EXISTS runs (\n"                                   \
-	"  id          INTEGER PRIMARY KEY,\n"                                  \
-	"  at_usec     INTEGER NOT NULL,\n"                                     \
-	"  failed      INTEGER NOT NULL,\n"                                     \
-	"  link_failed INTEGER NOT NULL,\n"                                     \
-	"  n_link      INTEGER NOT NULL,\n"                                     \
-	"  in_window   INTEGER NOT NULL DEFAULT 1   -- counts for the next decision\n" \
-	");\n"                                                                  \
-	"CREATE TABLE IF NOT EXISTS run_checks (\n"                             \
-	"  run_id      INTEGER NOT NULL,\n"                                     \
-	"  seq         INTEGER NOT NULL,\n"                                     \
-	"  name        TEXT NOT NULL,\n"                                        \
-	"  type        TEXT NOT NULL,\n"                                        \
-	"  target      TEXT NOT NULL,\n"                                        \
-	"  role        TEXT NOT NULL,\n"                                        \
-	"  passed      INTEGER NOT NULL,\n"                                     \
-	"  outcome     TEXT NOT NULL,\n"                                        \
-	"  reason      TEXT NOT NULL,\n"                                        \
-	"  elapsed_ms  INTEGER NOT NULL,\n"                                     \
-	"  PRIMARY KEY (run_id, seq)\n"                                         \
-	");\n"
-
-static int sql_errno(int rc)
-{
-	switch (rc & 0xff) {
-	case SQLITE_BUSY:
-	case SQLITE_LOCKED: return -EBUSY;
-	case SQLITE_NOMEM: return -ENOMEM;
-	case SQLITE_READONLY:
-	case SQLITE_PERM:
-	case SQLITE_AUTH: return -EACCES;
-	case SQLITE_CANTOPEN: return -ENOENT;
-	case SQLITE_FULL: return -ENOSPC;
-	default: return -EIO;
-	}
-}
 
 static int sql_err(sqlite3 *db, int rc, const char *what)
 {
 	log_errx("state database: %s: %s", what, db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
-	return sql_errno(rc);
+	return db_errno(rc);
 }
 
 static int exec(sqlite3 *db, const char *sql)
@@ -98,7 +57,7 @@ int state_open(const char *path, bool readonly, sqlite3 **ret)
 	rc = sqlite3_open_v2(path, &db, flags | SQLITE_OPEN_NOMUTEX, NULL);
 	if (rc != SQLITE_OK) {
 		/* The caller says which database and why: the errno is enough. */
-		r = sql_errno(rc);
+		r = db_errno(rc);
 		goto fail;
 	}
 	/* The daemon writes while rerouterctl reads: wait for a lock briefly
@@ -109,15 +68,10 @@ int state_open(const char *path, bool readonly, sqlite3 **ret)
 		/* WAL + synchronous=FULL: a committed transaction survives kill -9
 		 * and power loss; readers never block the writer. */
 		if ((r = exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;")) < 0 ||
-		    (r = exec(db, "BEGIN IMMEDIATE;")) < 0)
+		    (r = schema_state_prepare(db, path)) < 0)
 			goto fail;
-		if ((r = exec(db, STATE_SCHEMA_SQL)) < 0 || (r = exec(db, CHANGE_SCHEMA_SQL)) < 0) {
-			exec(db, "ROLLBACK;");
-			goto fail;
-		}
-		if ((r = exec(db, "COMMIT;")) < 0)
-			goto fail;
-	}
+	} else if ((r = schema_state_check(db, path)) < 0)
+		goto fail;
 	*ret = db;
 	return 0;
 fail:
@@ -143,7 +97,13 @@ int state_load(sqlite3 *db, struct state_saved *ret)
 	int rc, r = 0;
 
 	memset(ret, 0, sizeof *ret);
-	rc = sqlite3_prepare_v2(db, "SELECT state, since_usec FROM agent_state WHERE id = 1", -1, &st, NULL);
+	ret->state = ret->hold = LINK_UNKNOWN;
+	rc = sqlite3_prepare_v2(db,
+				"SELECT state, since_usec, hold_state, hold_until_usec, "
+				"(SELECT MAX(id) FROM changes), daemon_pid, heartbeat_usec, "
+				"(SELECT no_backup FROM changes ORDER BY id DESC LIMIT 1) "
+				"FROM agent_state WHERE id = 1",
+				-1, &st, NULL);
 	if (rc != SQLITE_OK) {
 		r = sql_err(db, rc, "load state");
 		goto out;
@@ -152,8 +112,17 @@ int state_load(sqlite3 *db, struct state_saved *ret)
 	if (rc == SQLITE_ROW) {
 		const char *s = (const char *)sqlite3_column_text(st, 0);
 		ret->persisted = true;
-		ret->state = s && !strcmp(s, "up") ? LINK_UP : LINK_DOWN;
+		ret->state = link_state_parse(s);
 		ret->since_usec = (uint64_t)sqlite3_column_int64(st, 1);
+		if (sqlite3_column_type(st, 2) != SQLITE_NULL) {
+			ret->hold = link_state_parse((const char *)sqlite3_column_text(st, 2));
+			ret->hold_until_usec = (uint64_t)sqlite3_column_int64(st, 3);
+		} else
+			ret->hold = LINK_UNKNOWN;
+		ret->last_change_id = sqlite3_column_int64(st, 4);
+		ret->daemon_pid = sqlite3_column_int(st, 5);
+		ret->heartbeat_usec = (uint64_t)sqlite3_column_int64(st, 6);
+		ret->last_change_no_backup = sqlite3_column_int(st, 7) != 0;
 	} else if (rc != SQLITE_DONE) {
 		r = sql_err(db, rc, "load state");
 		goto out;
@@ -187,6 +156,12 @@ out:
 	if (r < 0)
 		state_saved_clear(ret);
 	return r;
+}
+
+static int put_heartbeat(sqlite3 *db, uint64_t at_usec)
+{
+	int64_t v = (int64_t)at_usec;
+	return run_stmt(db, "UPDATE agent_state SET heartbeat_usec = ?1 WHERE id = 1", 1, &v);
 }
 
 static int put_state(sqlite3 *db, enum link_state s, uint64_t since_usec)
@@ -464,7 +439,7 @@ static int insert_change(sqlite3 *db, const struct state_change *ch, const char 
 	clock_format_utc(ch->at_usec, at, sizeof at);
 	rc = sqlite3_prepare_v2(db,
 				"INSERT INTO changes (at, at_usec, new_state, old_state, prev_since_usec, "
-				"no_backup, runs_text) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+				"no_backup, runs_text, reason) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
 				-1, &st, NULL);
 	if (rc != SQLITE_OK) {
 		r = sql_err(db, rc, "record change");
@@ -480,6 +455,7 @@ static int insert_change(sqlite3 *db, const struct state_change *ch, const char 
 		sqlite3_bind_null(st, 5);
 	sqlite3_bind_int(st, 6, ch->no_backup);
 	sqlite3_bind_text(st, 7, runs_text, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(st, 8, ch->reason ? ch->reason : "runs", -1, SQLITE_STATIC);
 	if ((rc = sqlite3_step(st)) != SQLITE_DONE) {
 		r = sql_err(db, rc, "record change");
 		goto out;
@@ -529,9 +505,11 @@ int state_commit_run(sqlite3 *db, const struct state_run *run, size_t window,
 			  "(SELECT id FROM runs WHERE in_window = 1 ORDER BY id DESC LIMIT ?1)",
 			  1, &w)) < 0)
 		goto fail;
+	if ((r = put_heartbeat(db, run->at_usec)) < 0)
+		goto fail;
 	if (change) {
 		if ((r = state_window_text(db, &text)) < 0 ||
-		    (r = insert_change(db, change, text, &id)) < 0 ||
+		    (r = insert_change(db, change, change->runs_text ? change->runs_text : text, &id)) < 0 ||
 		    (r = put_state(db, change->new_state, change->at_usec)) < 0 ||
 		    (r = state_clear_window(db)) < 0)
 			goto fail;
@@ -556,4 +534,86 @@ fail:
 	exec(db, "ROLLBACK;");
 	free(text);
 	return r;
+}
+
+int state_record_change(sqlite3 *db, const struct state_change *change, int64_t *ret_change_id)
+{
+	int64_t id = 0;
+	int r;
+
+	if ((r = exec(db, "BEGIN IMMEDIATE;")) < 0)
+		return r;
+	if ((r = insert_change(db, change, change->runs_text ? change->runs_text : "", &id)) < 0 ||
+	    (r = put_state(db, change->new_state, change->at_usec)) < 0 ||
+	    (r = state_clear_window(db)) < 0)
+		goto fail;
+	if ((r = exec(db, "COMMIT;")) < 0)
+		goto fail;
+	if (ret_change_id)
+		*ret_change_id = id;
+	return 0;
+fail:
+	exec(db, "ROLLBACK;");
+	return r;
+}
+
+int state_add_event(sqlite3 *db, const char *kind, const char *subject, const char *detail,
+		    const char *by)
+{
+	sqlite3_stmt *st = NULL;
+	uint64_t now = clock_usec(CLOCK_REALTIME);
+	char at[32];
+	int rc;
+
+	clock_format_utc(now, at, sizeof at);
+	rc = sqlite3_prepare_v2(db,
+				"INSERT INTO events (at, at_usec, kind, subject, detail, changed_by) "
+				"VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+				-1, &st, NULL);
+	if (rc == SQLITE_OK) {
+		sqlite3_bind_text(st, 1, at, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_int64(st, 2, (int64_t)now);
+		sqlite3_bind_text(st, 3, kind, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_text(st, 4, subject ? subject : "", -1, SQLITE_TRANSIENT);
+		sqlite3_bind_text(st, 5, detail ? detail : "", -1, SQLITE_TRANSIENT);
+		sqlite3_bind_text(st, 6, by, -1, SQLITE_TRANSIENT);
+		rc = sqlite3_step(st);
+	}
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : sql_err(db, rc, "record an event");
+}
+
+int state_set_hold(sqlite3 *db, enum link_state hold, uint64_t until_usec, const char *by)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	rc = sqlite3_prepare_v2(db,
+				"UPDATE agent_state SET hold_state = ?1, hold_until_usec = ?2, hold_by = ?3 "
+				"WHERE id = 1",
+				-1, &st, NULL);
+	if (rc == SQLITE_OK) {
+		if (hold == LINK_UNKNOWN) {
+			sqlite3_bind_null(st, 1);
+			sqlite3_bind_null(st, 3);
+		} else {
+			sqlite3_bind_text(st, 1, link_state_str(hold), -1, SQLITE_STATIC);
+			sqlite3_bind_text(st, 3, by, -1, SQLITE_TRANSIENT);
+		}
+		if (hold != LINK_UNKNOWN && until_usec)
+			sqlite3_bind_int64(st, 2, (int64_t)until_usec);
+		else
+			sqlite3_bind_null(st, 2);
+		rc = sqlite3_step(st);
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return sql_err(db, rc, "store the hold");
+	return sqlite3_changes(db) > 0 ? 0 : -ENOENT;
+}
+
+int state_set_daemon(sqlite3 *db, int pid, uint64_t heartbeat_usec)
+{
+	int64_t v[2] = { pid, (int64_t)heartbeat_usec };
+	return run_stmt(db, "UPDATE agent_state SET daemon_pid = ?1, heartbeat_usec = ?2 WHERE id = 1", 2, v);
 }

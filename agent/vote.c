@@ -74,7 +74,8 @@ bool vote_init(struct vote *v, const struct vote_params *p, enum cfg_initial_sta
 		keep = persisted && pstate == v->state;
 		break;
 	default:
-		v->state = persisted ? pstate : LINK_DOWN;
+		/* Nothing persisted: unknown until the first decision. */
+		v->state = persisted ? pstate : LINK_UNKNOWN;
 		keep = persisted;
 		break;
 	}
@@ -108,27 +109,44 @@ void vote_counts(const struct vote *v, unsigned *ret_failed, unsigned *ret_passe
 	*ret_passed = (unsigned)v->n - f;
 }
 
-bool vote_add_run(struct vote *v, bool failed)
+enum link_state vote_decide(const struct vote *v)
 {
 	unsigned f, p;
 
+	/* A change needs a full window of runs made since the last change. */
+	if (v->n < v->p.runs)
+		return v->state;
+	vote_counts(v, &f, &p);
+	switch (v->state) {
+	case LINK_UP: return f >= v->p.failed_runs ? LINK_DOWN : LINK_UP;
+	case LINK_DOWN: return p >= v->p.passed_runs ? LINK_UP : LINK_DOWN;
+	default:
+		/* The first decision: UP when enough passed, else DOWN when
+		 * enough failed, else still unknown. */
+		if (p >= v->p.passed_runs)
+			return LINK_UP;
+		return f >= v->p.failed_runs ? LINK_DOWN : LINK_UNKNOWN;
+	}
+}
+
+bool vote_add_run(struct vote *v, bool failed)
+{
 	if (v->n == v->p.runs) {
 		memmove(v->failed, v->failed + 1, (v->n - 1) * sizeof v->failed[0]);
 		v->n--;
 	}
 	v->failed[v->n++] = failed;
-	/* A change needs a full window of runs made since the last change. */
-	if (v->n < v->p.runs)
-		return false;
-	vote_counts(v, &f, &p);
-	if (v->state == LINK_UP)
-		return f >= v->p.failed_runs;
-	return p >= v->p.passed_runs;
+	return vote_decide(v) != v->state;
 }
 
 void vote_commit_change(struct vote *v)
 {
-	v->state = v->state == LINK_UP ? LINK_DOWN : LINK_UP;
+	vote_set_state(v, vote_decide(v));
+}
+
+void vote_set_state(struct vote *v, enum link_state s)
+{
+	v->state = s;
 	v->n = 0;
 }
 

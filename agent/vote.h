@@ -46,8 +46,12 @@ void vote_set_params(struct vote *v, const struct vote_params *p);
  * vote_commit_change(); until then the window and state are untouched beyond
  * the added run. */
 bool vote_add_run(struct vote *v, bool failed);
-/* The change was recorded: flip the state and clear the window. */
+/* The state the window decides (the current one while it decides nothing). */
+enum link_state vote_decide(const struct vote *v);
+/* The change was recorded: take the decided state and clear the window. */
 void vote_commit_change(struct vote *v);
+/* A change decided elsewhere (a hold): this state, and the window cleared. */
+void vote_set_state(struct vote *v, enum link_state s);
 /* Forget the window (after a maintenance window). */
 void vote_clear(struct vote *v);
 /* Counts over the current window. */

@@ -107,6 +107,7 @@ struct cfg {
 		char *password_file;      /* NULL: none; mode checked at load */
 		uint64_t timeout_usec;
 		uint64_t min_gap_usec;
+		uint64_t max_wait_usec;   /* the alert waits for steps 1-3 at most this */
 	} mail;
 
 	struct {

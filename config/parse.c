@@ -61,6 +61,7 @@ const struct cfg_key_def cfg_key_defs[N_KEYS] = {
 	[K_MAIL_PASSWORD_FILE] = { SEC_MAIL, "password_file" },
 	[K_MAIL_TIMEOUT] = { SEC_MAIL, "timeout" },
 	[K_MAIL_MIN_GAP] = { SEC_MAIL, "min_gap" },
+	[K_MAIL_MAX_WAIT] = { SEC_MAIL, "max_wait" },
 	[K_HOOK_ON_CHANGE] = { SEC_HOOK, "on_change" },
 	[K_HOOK_TIMEOUT] = { SEC_HOOK, "timeout" },
 	[K_MAINT_DAYS] = { SEC_MAINT, "days" },

@@ -193,6 +193,7 @@ static void set_defaults(struct ctx *x)
 	c->mail.starttls = STARTTLS_AUTO;
 	c->mail.timeout_usec = SEC(30);
 	c->mail.min_gap_usec = MIN(5);
+	c->mail.max_wait_usec = SEC(30);
 
 	c->hook.timeout_usec = SEC(30);
 	c->log.verbose = false;
@@ -332,6 +333,7 @@ static void build_mail(struct ctx *x)
 		    "never would send the password of username in clear over smtp://; use auto, always or smtps://");
 	get_duration(x, s, K_MAIL_TIMEOUT, MSEC(10), HOUR(1), &c->mail.timeout_usec);
 	get_duration(x, s, K_MAIL_MIN_GAP, 0, HOUR(24), &c->mail.min_gap_usec);
+	get_duration(x, s, K_MAIL_MAX_WAIT, 0, HOUR(1), &c->mail.max_wait_usec);
 }
 
 static void build_hook_log(struct ctx *x)

@@ -1,6 +1,7 @@
 # tests/: the suite runner and what it shares; unit tests are listed by area.
 dist_noinst_SCRIPTS += tests/run
-EXTRA_DIST += tests/lib/bootstrap.sh tests/deps/base.txt
+EXTRA_DIST += tests/lib/bootstrap.sh tests/deps/base.txt \
+	tests/fixtures/v0-state.sql tests/fixtures/v0-transport.sql
 # tests/lib: shell helpers sourced by the integration tests and the lab.
 dist_noinst_DATA += \
 	tests/lib/common.sh \

@@ -1,7 +1,7 @@
 /* Test driver for the actions, standing in for the agent: it records changes
  * and their pending steps in a state database the way the agent does
- * (agent/change.h), then runs an sd_event loop with actions_new/actions_kick
- * until no step is pending. The configuration is built from options, so the
+ * (state_record_change), hands the recorded state's routes to the
+ * reconciler, then runs an sd_event loop until no step is pending. The configuration is built from options, so the
  * test needs neither the parser nor the agent.
  *
  *   rr-actions-driver [OPTIONS] init | connectors | enable NAME | disable NAME
@@ -19,12 +19,14 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "agent/clock.h"
 #include "actions/actions.h"
 #include "actions/connectors.h"
 #include "agent/change.h"
 #include "agent/log.h"
+#include "agent/state.h"
 #include "config/config.h"
 
 static void split(const char *s, const char *seps, struct cfg_list *l)
@@ -48,54 +50,41 @@ static void free_list(struct cfg_list *l)
 static int record_change(sqlite3 *db, const char *word)
 {
 	bool no_backup = !strcmp(word, "down-nobackup");
-	const char *new_state = !strcmp(word, "up") ? "up" : "down";
-	const char *old_state = !strcmp(new_state, "up") ? "down" : "up";
+	enum link_state new_state = !strcmp(word, "up") ? LINK_UP : LINK_DOWN;
 	struct timespec ts;
-	char at[32];
-	sqlite3_stmt *st = NULL;
 	int64_t id;
-	int rc;
 
 	if (strcmp(word, "up") && strcmp(word, "down") && !no_backup)
 		return -EINVAL;
 	clock_gettime(CLOCK_REALTIME, &ts);
-	uint64_t now = (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
-	clock_format_utc(now, at, sizeof at);
-	rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_prepare_v2(db, "INSERT INTO changes (at, at_usec, new_state, old_state, "
-					    "prev_since_usec, no_backup, runs_text) "
-					    "VALUES (?1, ?2, ?3, ?4, NULL, ?5, 'driver')", -1, &st, NULL);
-	if (rc == SQLITE_OK) {
-		sqlite3_bind_text(st, 1, at, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(st, 2, (int64_t)now);
-		sqlite3_bind_text(st, 3, new_state, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 4, old_state, -1, SQLITE_STATIC);
-		sqlite3_bind_int(st, 5, no_backup);
-		rc = sqlite3_step(st) == SQLITE_DONE ? SQLITE_OK : SQLITE_ERROR;
-	}
-	sqlite3_finalize(st);
-	st = NULL;
-	id = sqlite3_last_insert_rowid(db);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_prepare_v2(db, "INSERT INTO change_steps (change_id, step, seq) "
-					    "VALUES (?1, ?2, ?3)", -1, &st, NULL);
-	for (int k = 0; k < _STEP_MAX && rc == SQLITE_OK; k++) {
-		sqlite3_reset(st);
-		sqlite3_bind_int64(st, 1, id);
-		sqlite3_bind_text(st, 2, change_step_str((enum change_step)k), -1, SQLITE_STATIC);
-		sqlite3_bind_int(st, 3, k);
-		rc = sqlite3_step(st) == SQLITE_DONE ? SQLITE_OK : SQLITE_ERROR;
-	}
-	sqlite3_finalize(st);
-	if (rc != SQLITE_OK) {
+	struct state_change ch = {
+		.new_state = new_state,
+		.old_state = new_state == LINK_UP ? LINK_DOWN : LINK_UP,
+		.at_usec = (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000,
+		.no_backup = no_backup,
+		.runs_text = "driver",
+	};
+	if (state_record_change(db, &ch, &id) < 0) {
 		fprintf(stderr, "driver: cannot record a change: %s\n", sqlite3_errmsg(db));
-		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
 		return -EIO;
 	}
-	sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
-	printf("recorded change %" PRId64 ": %s -> %s%s\n", id, old_state, new_state,
-	       no_backup ? " (no backup path)" : "");
+	printf("recorded change %" PRId64 ": %s -> %s%s\n", id, link_state_str(ch.old_state),
+	       link_state_str(new_state), no_backup ? " (no backup path)" : "");
+	return 0;
+}
+
+/* The routes the recorded state wants, as the daemon hands them over. */
+static int target_from_db(sqlite3 *db, enum route_target *t, int64_t *id)
+{
+	struct state_saved s;
+	int r = state_load(db, &s);
+
+	if (r < 0)
+		return r;
+	*t = s.state == LINK_UP ? ROUTE_UP
+	     : s.state == LINK_DOWN && !s.last_change_no_backup ? ROUTE_DOWN : ROUTE_NONE;
+	*id = s.last_change_id;
+	state_saved_clear(&s);
 	return 0;
 }
 
@@ -154,6 +143,7 @@ int main(int argc, char **argv)
 	c.transport.unit = "postfix.service";
 	c.transport.bus = BUS_SYSTEM;
 	c.hook.timeout_usec = 30 * USEC_PER_SEC;
+	c.mail.max_wait_usec = 30 * USEC_PER_SEC;
 	while ((ch = getopt_long(argc, argv, "+s:t:u:b:a:f:H:T:w:", opts, NULL)) != -1) {
 		switch (ch) {
 		case 's': state_path = optarg; break;
@@ -202,12 +192,9 @@ int main(int argc, char **argv)
 		goto out;
 	}
 
-	/* As the daemon's state database (agent/state.c): WAL, 250 ms busy timeout. */
-	if (sqlite3_open(state_path, &db) != SQLITE_OK ||
-	    sqlite3_busy_timeout(db, 250) != SQLITE_OK ||
-	    sqlite3_exec(db, "PRAGMA journal_mode=WAL", NULL, NULL, NULL) != SQLITE_OK ||
-	    sqlite3_exec(db, CHANGE_SCHEMA_SQL, NULL, NULL, NULL) != SQLITE_OK) {
-		fprintf(stderr, "driver: %s: %s\n", state_path, sqlite3_errmsg(db));
+	/* The daemon's state database (agent/state.c): WAL, 250 ms busy timeout. */
+	if ((r = state_open(state_path, false, &db)) < 0) {
+		fprintf(stderr, "driver: %s: %s\n", state_path, strerror(-r));
 		goto out;
 	}
 	for (int i = optind; i < argc; i++)
@@ -227,7 +214,14 @@ int main(int argc, char **argv)
 		fprintf(stderr, "driver: cannot set up the loop\n");
 		goto out;
 	}
-	actions_kick(a);
+	enum route_target target;
+	int64_t change_id;
+	if (target_from_db(db, &target, &change_id) < 0) {
+		fprintf(stderr, "driver: cannot read the state\n");
+		goto out;
+	}
+	actions_set_target(a, target, change_id);
+	actions_reconcile(a);
 	struct timespec t0, t1;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (;;) {

@@ -25,6 +25,7 @@
 
 #include "actions/alert.h"
 #include "agent/change.h"
+#include "agent/schema.h"
 #include "agent/log.h"
 
 static const char *env(const char *name, const char *def)
@@ -78,11 +79,9 @@ static int open_db(const char *path, sqlite3 **db)
 		return -1;
 	}
 	sqlite3_busy_timeout(*db, 5000);
-	if (sqlite3_exec(*db, CHANGE_SCHEMA_SQL, NULL, NULL, &err) != SQLITE_OK) {
-		fprintf(stderr, "%s: %s\n", path, err);
-		sqlite3_free(err);
+	(void)err;
+	if (schema_state_prepare(*db, path) < 0)
 		return -1;
-	}
 	return 0;
 }
 

@@ -22,6 +22,7 @@
 #include "actions/alert.h"
 #include "actions/mail.h"
 #include "agent/change.h"
+#include "agent/schema.h"
 #include "agent/worker.h"
 
 #define SEC USEC_PER_SEC
@@ -43,7 +44,7 @@ static char *to_v[] = { "admin@example.org", "noc@example.org", NULL };
 static void setup(void)
 {
 	ck_assert_int_eq(sqlite3_open(":memory:", &db), SQLITE_OK);
-	ck_assert_int_eq(sqlite3_exec(db, CHANGE_SCHEMA_SQL, NULL, NULL, NULL), SQLITE_OK);
+	ck_assert_int_eq(schema_state_prepare(db, ":memory:"), 0);
 	ck_assert_int_ge(sd_event_new(&ev), 0);
 	memset(&cfg, 0, sizeof cfg);
 	cfg.path = "test.conf";

@@ -37,7 +37,7 @@ static sqlite3 *open_db(int busy_msec)
 {
 	sqlite3 *db = NULL;
 	ck_assert_int_eq(conn_open(path, CONN_OPEN_CREATE, busy_msec, &db), 0);
-	ck_assert_int_eq(conn_init(db), 0);
+	ck_assert_int_eq(conn_init(db, path), 0);
 	return db;
 }
 
@@ -98,7 +98,7 @@ static void seed(sqlite3 *db)
 START_TEST(test_view_semantics)
 {
 	sqlite3 *db = open_db(100);
-	ck_assert_int_eq(conn_init(db), 0); /* idempotent */
+	ck_assert_int_eq(conn_init(db, path), 0); /* idempotent */
 	seed(db);
 	/* Tie on cost: by name. Disabled skipped even when cheaper. Per address space. */
 	ck_assert_str_eq(route(db, "*"), "smtp:[127.0.3.1]:25");

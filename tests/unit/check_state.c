@@ -9,8 +9,12 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "agent/db.h"
 #include "agent/log.h"
+#include "agent/schema.h"
 #include "agent/state.h"
+#include "actions/connectors.h"
+#include "actions/reconcile.h"
 
 static char path[64];
 static sqlite3 *db;
@@ -166,7 +170,7 @@ START_TEST(change_is_atomic)
 				      "WHEN NEW.step = 'hook' BEGIN SELECT RAISE(ABORT, 'boom'); END;",
 				      NULL, NULL, NULL),
 			 SQLITE_OK);
-	add_run(9000000, true, &ch, -EIO);
+	add_run(9000000, true, &ch, -EINVAL); /* RAISE(ABORT): a constraint */
 	/* Nothing of it is left: no run, no change, no step, same state and window. */
 	ck_assert_int_eq(count("SELECT count(*) FROM runs"), 1);
 	ck_assert_int_eq(count("SELECT count(*) FROM changes"), 0);
@@ -276,6 +280,208 @@ START_TEST(reopen_keeps_schema)
 }
 END_TEST
 
+/* A database of the first release (tests/fixtures, schema version 0), made
+ * at path (unlinked first) from its SQL dump; extra SQL runs after it. */
+static void load_fixture(const char *file, const char *to, const char *extra)
+{
+	char fpath[512];
+	const char *srcdir = getenv("srcdir");
+	sqlite3 *f;
+	FILE *in;
+	char *sql;
+	long size;
+
+	/* make check sets srcdir; by hand, run from a build directory under the tree. */
+	snprintf(fpath, sizeof fpath, "%s/tests/fixtures/%s", srcdir ? srcdir : "..", file);
+	in = fopen(fpath, "r");
+	ck_assert_msg(in != NULL, "cannot open fixture %s", fpath);
+	fseek(in, 0, SEEK_END);
+	size = ftell(in);
+	rewind(in);
+	sql = calloc(1, (size_t)size + 1);
+	ck_assert_int_eq(fread(sql, 1, (size_t)size, in), (size_t)size);
+	fclose(in);
+	unlink(to);
+	ck_assert_int_eq(sqlite3_open(to, &f), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_exec(f, sql, NULL, NULL, NULL), SQLITE_OK);
+	if (extra)
+		ck_assert_int_eq(sqlite3_exec(f, extra, NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(f);
+	free(sql);
+}
+
+static int64_t count_in(sqlite3 *d, const char *sql)
+{
+	sqlite3_stmt *st;
+	int64_t n = -1;
+	ck_assert_int_eq(sqlite3_prepare_v2(d, sql, -1, &st, NULL), SQLITE_OK);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		n = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return n;
+}
+
+START_TEST(migrate_v0_keeps_history)
+{
+	char p[96], bak[112];
+	struct state_saved s;
+	sqlite3 *m;
+	int v;
+
+	snprintf(p, sizeof p, "%s.v0", path);
+	snprintf(bak, sizeof bak, "%s.v0.bak", p);
+	load_fixture("v0-state.sql", p, NULL);
+	ck_assert_int_eq(state_open(p, true, &m), -ESTALE); /* read-only: not migrated */
+	ck_assert_int_eq(state_open(p, false, &m), 0);
+	ck_assert_int_eq(db_user_version(m, &v), 0);
+	ck_assert_int_eq(v, STATE_SCHEMA_VERSION);
+	/* History and alerts kept, the state backed by a change kept. */
+	ck_assert_int_eq(count_in(m, "SELECT COUNT(*) FROM changes"), 2);
+	ck_assert_int_eq(count_in(m, "SELECT COUNT(*) FROM change_steps"), 10);
+	ck_assert_int_eq(count_in(m, "SELECT COUNT(*) FROM alerts"), 2);
+	ck_assert_int_eq(count_in(m, "SELECT COUNT(*) FROM events"), 0);
+	ck_assert_int_eq(count_in(m, "SELECT COUNT(*) FROM routing"), 1);
+	ck_assert_int_eq(state_load(m, &s), 0);
+	ck_assert_int_eq(s.state, LINK_DOWN);
+	ck_assert_int_eq(s.hold, LINK_UNKNOWN);
+	ck_assert_int_eq(s.last_change_id, 2);
+	state_saved_clear(&s);
+	state_close(m);
+	ck_assert_int_eq(access(bak, R_OK), 0); /* the backup copy, still version 0 */
+	ck_assert_int_eq(sqlite3_open(bak, &m), SQLITE_OK);
+	ck_assert_int_eq(db_user_version(m, &v), 0);
+	ck_assert_int_eq(v, 0);
+	ck_assert_int_eq(count_in(m, "SELECT COUNT(*) FROM changes"), 2);
+	sqlite3_close(m);
+	/* Opening again migrates nothing more. */
+	ck_assert_int_eq(state_open(p, false, &m), 0);
+	ck_assert_int_eq(count_in(m, "SELECT COUNT(*) FROM changes"), 2);
+	state_close(m);
+	unlink(p);
+	unlink(bak);
+}
+END_TEST
+
+START_TEST(migrate_v0_unbacked_state_is_unknown)
+{
+	char p[96], bak[112];
+	struct state_saved s;
+	sqlite3 *m;
+
+	/* The first release stored DOWN at its first start, no change behind it. */
+	snprintf(p, sizeof p, "%s.v0u", path);
+	snprintf(bak, sizeof bak, "%s.v0.bak", p);
+	load_fixture("v0-state.sql", p, "DELETE FROM alerts; DELETE FROM change_steps; DELETE FROM changes;");
+	ck_assert_int_eq(state_open(p, false, &m), 0);
+	ck_assert_int_eq(state_load(m, &s), 0);
+	ck_assert(s.persisted);
+	ck_assert_int_eq(s.state, LINK_UNKNOWN);
+	state_saved_clear(&s);
+	state_close(m);
+	unlink(p);
+	unlink(bak);
+}
+END_TEST
+
+START_TEST(newer_schema_refused)
+{
+	sqlite3 *m;
+
+	ck_assert_int_eq(sqlite3_exec(db, "PRAGMA user_version = 99", NULL, NULL, NULL), SQLITE_OK);
+	ck_assert_int_eq(state_open(path, false, &m), -EPROTO);
+	ck_assert_int_eq(state_open(path, true, &m), -EPROTO);
+}
+END_TEST
+
+START_TEST(transport_v0_migrated)
+{
+	char p[96], bak[112];
+	sqlite3 *t;
+	int v;
+
+	snprintf(p, sizeof p, "%s.t0", path);
+	snprintf(bak, sizeof bak, "%s.v0.bak", p);
+	load_fixture("v0-transport.sql", p, NULL);
+	ck_assert_int_eq(conn_open(p, 0, 100, &t), 0);
+	ck_assert_int_eq(conn_prepare_writer(t, p), -ESTALE);
+	ck_assert_int_eq(conn_init(t, p), 0);
+	ck_assert_int_eq(conn_prepare_writer(t, p), 0);
+	ck_assert_int_eq(db_user_version(t, &v), 0);
+	ck_assert_int_eq(v, CONN_SCHEMA_VERSION);
+	/* The connectors kept, with the default transport, and the view uses it. */
+	ck_assert_int_eq(count_in(t, "SELECT COUNT(*) FROM send_connectors WHERE transport = 'smtp'"), 2);
+	ck_assert_int_eq(count_in(t, "SELECT COUNT(*) FROM transport_routes "
+				     "WHERE nexthop = 'smtp:[127.0.9.3]:2525'"), 1);
+	ck_assert_int_eq(sqlite3_exec(t, "UPDATE send_connectors SET transport = 'smtp-siteb' "
+				      "WHERE name = 'site-b'", NULL, NULL, NULL), SQLITE_OK);
+	ck_assert_int_eq(count_in(t, "SELECT COUNT(*) FROM transport_routes "
+				     "WHERE nexthop = 'smtp-siteb:[127.0.9.3]:2525'"), 1);
+	sqlite3_close(t);
+	ck_assert_int_eq(access(bak, R_OK), 0);
+	unlink(p);
+	unlink(bak);
+	snprintf(bak, sizeof bak, "%s-journal", p);
+	unlink(bak);
+}
+END_TEST
+
+START_TEST(hold_and_events)
+{
+	struct state_saved s;
+
+	ck_assert_int_eq(state_set_hold(db, LINK_DOWN, 0, "rerouterctl"), -ENOENT); /* no state yet */
+	ck_assert_int_eq(state_set(db, LINK_UP, 1000000, true), 0);
+	ck_assert_int_eq(state_set_hold(db, LINK_DOWN, 5000000, "rerouterctl"), 0);
+	ck_assert_int_eq(state_add_event(db, "hold", "down", "for 5s", "rerouterctl"), 0);
+	ck_assert_int_eq(state_set_daemon(db, 4242, 7000000), 0);
+	ck_assert_int_eq(state_load(db, &s), 0);
+	ck_assert_int_eq(s.hold, LINK_DOWN);
+	ck_assert_uint_eq(s.hold_until_usec, 5000000);
+	ck_assert_int_eq(s.daemon_pid, 4242);
+	ck_assert_uint_eq(s.heartbeat_usec, 7000000);
+	state_saved_clear(&s);
+	/* A hold to the other state is a change with the reason hold. */
+	struct state_change ch = { .new_state = LINK_DOWN, .old_state = LINK_UP, .at_usec = 8000000,
+				   .reason = "hold", .runs_text = "held" };
+	int64_t id = 0;
+	ck_assert_int_eq(state_record_change(db, &ch, &id), 0);
+	ck_assert_int_eq(id, 1);
+	ck_assert_int_eq(count("SELECT COUNT(*) FROM changes WHERE reason = 'hold' AND runs_text = 'held'"), 1);
+	ck_assert_int_eq(count("SELECT COUNT(*) FROM change_steps WHERE change_id = 1 AND status = 'pending'"), 5);
+	ck_assert_int_eq(state_set_hold(db, LINK_UNKNOWN, 0, NULL), 0);
+	ck_assert_int_eq(state_load(db, &s), 0);
+	ck_assert_int_eq(s.hold, LINK_UNKNOWN);
+	ck_assert_int_eq(s.state, LINK_DOWN);
+	state_saved_clear(&s);
+	ck_assert_int_eq(count("SELECT COUNT(*) FROM events WHERE kind = 'hold'"), 1);
+}
+END_TEST
+
+/* The reconciler's decisions, with an injected clock. */
+START_TEST(reconcile_decisions)
+{
+	const uint64_t S = 1000000, H = 3600 * S;
+
+	/* Backoff: 2 s doubling, capped at 60 s, for as long as it lasts. */
+	ck_assert_uint_eq(reconcile_backoff_usec(1), 2 * S);
+	ck_assert_uint_eq(reconcile_backoff_usec(2), 4 * S);
+	ck_assert_uint_eq(reconcile_backoff_usec(5), 32 * S);
+	ck_assert_uint_eq(reconcile_backoff_usec(6), 60 * S);
+	ck_assert_uint_eq(reconcile_backoff_usec(1000), 60 * S);
+	/* Each distinct error once, the same one again after an hour. */
+	ck_assert(reconcile_should_log("", 0, "connectors: locked", 10 * S));
+	ck_assert(!reconcile_should_log("connectors: locked", 10 * S, "connectors: locked", 20 * S));
+	ck_assert(!reconcile_should_log("connectors: locked", 10 * S, "connectors: locked", 10 * S + H - 1));
+	ck_assert(reconcile_should_log("connectors: locked", 10 * S, "connectors: locked", 10 * S + H));
+	ck_assert(reconcile_should_log("connectors: locked", 10 * S, "transport: bus down", 20 * S));
+	/* Drift: a difference after the routes matched this target and change. */
+	ck_assert(reconcile_is_drift(true, ROUTE_DOWN, 7, ROUTE_DOWN, 7));
+	ck_assert(!reconcile_is_drift(true, ROUTE_DOWN, 7, ROUTE_DOWN, 8)); /* a new change */
+	ck_assert(!reconcile_is_drift(true, ROUTE_UP, 7, ROUTE_DOWN, 7));   /* the gate opened */
+	ck_assert(!reconcile_is_drift(false, ROUTE_DOWN, 7, ROUTE_DOWN, 7)); /* never matched yet */
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("state");
@@ -287,6 +493,12 @@ static Suite *suite(void)
 	tcase_add_test(tc, change_is_atomic);
 	tcase_add_test(tc, rejudge_after_reload);
 	tcase_add_test(tc, reopen_keeps_schema);
+	tcase_add_test(tc, migrate_v0_keeps_history);
+	tcase_add_test(tc, migrate_v0_unbacked_state_is_unknown);
+	tcase_add_test(tc, newer_schema_refused);
+	tcase_add_test(tc, transport_v0_migrated);
+	tcase_add_test(tc, hold_and_events);
+	tcase_add_test(tc, reconcile_decisions);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -82,7 +82,7 @@ static void feed(struct vote *v, const char *runs, char *out)
 	for (size_t i = 0; runs[i]; i++) {
 		if (vote_add_run(v, runs[i] == 'F'))
 			vote_commit_change(v);
-		out[i] = v->state == LINK_UP ? 'U' : 'D';
+		out[i] = v->state == LINK_UP ? 'U' : v->state == LINK_DOWN ? 'D' : '?';
 	}
 	out[strlen(runs)] = '\0';
 }
@@ -186,11 +186,29 @@ START_TEST(initial_state)
 	bool saved[] = { true, false };
 	char out[8];
 
-	/* last, nothing persisted: DOWN, empty window; healthy goes UP after a window. */
+	/* last, nothing persisted: unknown, empty window; healthy goes UP after a window. */
 	ck_assert(!vote_init(&v, &p, INITIAL_LAST, false, LINK_UP, NULL, 0));
-	ck_assert_int_eq(v.state, LINK_DOWN);
+	ck_assert_int_eq(v.state, LINK_UNKNOWN);
 	feed(&v, "PPP", out);
-	ck_assert_str_eq(out, "DDU");
+	ck_assert_str_eq(out, "??U");
+	/* unknown during an outage: DOWN after a window (SPEC section 3). */
+	vote_init(&v, &p, INITIAL_LAST, false, LINK_UP, NULL, 0);
+	feed(&v, "FFF", out);
+	ck_assert_str_eq(out, "??D");
+	/* unknown while neither holds (2 of 3 needed): stays unknown. */
+	vote_init(&v, &p, INITIAL_LAST, false, LINK_UP, NULL, 0);
+	feed(&v, "FPF", out);
+	ck_assert_str_eq(out, "??D");
+	struct vote_params q = P(1, 4, 3, 3);
+	vote_init(&v, &q, INITIAL_LAST, false, LINK_UP, NULL, 0);
+	feed(&v, "FPFP", out);
+	ck_assert_str_eq(out, "????");
+	feed(&v, "P", out); /* P F P P: 3 passed */
+	ck_assert_str_eq(out, "U");
+	/* a hold sets the state and clears the window */
+	vote_set_state(&v, LINK_DOWN);
+	ck_assert_int_eq(v.state, LINK_DOWN);
+	ck_assert_uint_eq(v.n, 0);
 	/* last, persisted: state and window resume. */
 	ck_assert(vote_init(&v, &p, INITIAL_LAST, true, LINK_UP, saved, 2));
 	ck_assert_int_eq(v.state, LINK_UP);
@@ -250,7 +268,7 @@ START_TEST(window_across_restart)
 		if (!s.persisted)
 			ck_assert_int_eq(state_set(db, v.state, 1, true), 0);
 		if (life == 0) {
-			ck_assert_int_eq(v.state, LINK_DOWN);
+			ck_assert_int_eq(v.state, LINK_UNKNOWN);
 			/* healthy: P P P -> UP at the third run */
 			for (int i = 0; i < 3; i++) {
 				results(r, "ppp");

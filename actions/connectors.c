@@ -15,6 +15,7 @@
 #include "actions/connectors.h"
 #include "agent/db.h"
 #include "agent/log.h"
+#include "agent/state.h"
 
 /* rerouterctl is not on the event loop: it may wait longer for a writer. */
 #define CTL_BUSY_TIMEOUT_MSEC 5000
@@ -108,10 +109,17 @@ int conn_init(sqlite3 *db, const char *path)
 		if (r == 0 && !have_view)
 			r = db_exec(db, path, CONN_VIEW_SQL);
 	}
-	/* Touch every row once: the persistent journal grows now, while there
-	 * is room, to what a toggle will need. */
+	/* Change every row and change it back: each page a toggle can touch is
+	 * journaled once, so the persistent journal grows now, while there is
+	 * room, to what a toggle will need (an update to the same value writes
+	 * nothing, and so would journal nothing). */
 	if (r == 0)
-		r = db_exec(db, path, "UPDATE send_connectors SET enabled = enabled; PRAGMA user_version = 1");
+		r = db_exec(db, path,
+			    "UPDATE send_connectors SET enabled = 1 - enabled, changed_by = COALESCE(changed_by, '') || "
+			    "'-----------------------------------------------------';"
+			    "UPDATE send_connectors SET enabled = 1 - enabled, changed_by = NULLIF("
+			    "substr(changed_by, 1, length(changed_by) - 53), '');"
+			    "PRAGMA user_version = 1");
 	if (r == 0)
 		r = db_exec(db, path, "COMMIT");
 	if (r < 0) {
@@ -499,6 +507,44 @@ static void ctl_changed(const char *name, int enabled, void *ud)
 	log_fields(LOG_NOTICE, f, "connector %s %s by hand", name, enabled ? "enabled" : "disabled");
 }
 
+static bool in_list(const struct cfg_list *l, const char *name)
+{
+	for (size_t i = 0; i < l->n; i++)
+		if (!strcmp(l->v[i], name))
+			return true;
+	return false;
+}
+
+/* The section the daemon enforces now (a hold counts), or NULL; read from the
+ * state database (none yet: nothing is enforced). */
+static const struct cfg_toggle *managing_section(const struct cfg *cfg, enum link_state *ret)
+{
+	struct state_saved s;
+	sqlite3 *db = NULL;
+	enum link_state st = LINK_UNKNOWN;
+
+	if (state_open(cfg->agent.state_db, true, &db) == 0 && state_load(db, &s) == 0) {
+		st = s.hold != LINK_UNKNOWN ? s.hold : s.state;
+		state_saved_clear(&s);
+	}
+	state_close(db);
+	*ret = st;
+	return st == LINK_UP ? &cfg->on_up : st == LINK_DOWN ? &cfg->on_down : NULL;
+}
+
+static void record_toggle(const struct cfg *cfg, const char *name, int enabled)
+{
+	sqlite3 *db = NULL;
+	int r = state_open(cfg->agent.state_db, false, &db);
+
+	if (r == 0)
+		r = state_add_event(db, enabled ? "enable" : "disable", name, "by hand", "rerouterctl");
+	if (r < 0)
+		fprintf(stderr, "rerouterctl: warning: %s: the toggle is not in the history: %s\n",
+			cfg->agent.state_db, strerror(-r));
+	state_close(db);
+}
+
 int actions_ctl_toggle(const struct cfg *cfg, const char *name, int enabled)
 {
 	struct ctl_toggle t = { false };
@@ -507,9 +553,23 @@ int actions_ctl_toggle(const struct cfg *cfg, const char *name, int enabled)
 	sqlite3 *db = NULL;
 	int r;
 
+	enum link_state st;
+	const struct cfg_toggle *sec = managing_section(cfg, &st);
+	if (sec && (in_list(&sec->enable, name) || in_list(&sec->disable, name))) {
+		fprintf(stderr,
+			"rerouterctl: connector %s is managed by [%s] while the link is %s: rerouterd would "
+			"undo this at its next run.\nTo pin the routes of the other state, use "
+			"'rerouterctl hold %s' (and 'rerouterctl release' later).\n",
+			name, st == LINK_UP ? "on_up" : "on_down", link_state_upper(st),
+			st == LINK_UP ? "down" : "up");
+		return 1;
+	}
 	if (open_ctl(cfg, &db) < 0)
 		return 1;
-	r = conn_apply(db, &one, 1, "rerouterctl", CONN_TRIES, &rep);
+	if ((r = conn_prepare_writer(db, cfg->transport.database)) == -ESTALE)
+		r = conn_init(db, cfg->transport.database);
+	if (r == 0)
+		r = conn_apply(db, &one, 1, "rerouterctl", CONN_TRIES, &rep);
 	sqlite3_close(db);
 	if (r < 0) {
 		fprintf(stderr, "rerouterctl: %s: cannot change connector %s: %s\n",
@@ -521,10 +581,12 @@ int actions_ctl_toggle(const struct cfg *cfg, const char *name, int enabled)
 			cfg->transport.database);
 		return 1;
 	}
-	if (r == 0)
+	if (r == 0) {
 		printf("connector %s was already %s\n", name, enabled ? "enabled" : "disabled");
-	else
-		printf("connector %s %s; restart or reload %s for open connections to follow\n",
+		return 0;
+	}
+	record_toggle(cfg, name, enabled);
+	printf("connector %s %s; restart or reload %s for open connections to follow\n",
 		       name, enabled ? "enabled" : "disabled", cfg->transport.unit);
 	return 0;
 }

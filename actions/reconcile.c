@@ -741,6 +741,7 @@ static void write_marks(struct reconciler *r, bool settled)
 	if (k == 0 && settled)
 		k = mark_superseded(r, id);
 	if (k < 0) {
+		log_debug("routing: record of change %" PRId64 " refused: %s", id, strerror(-k));
 		if (reconcile_should_log(r->logged, r->logged_usec, "bookkeeping", clock_usec(CLOCK_REALTIME))) {
 			log_warn_errno(k, "routing: cannot record the routing steps of change %" PRId64
 				       " yet: kept in memory, written when the state database accepts it", id);

@@ -3,6 +3,7 @@
 
 #include <stdbool.h>
 
+#include "agent/change.h"
 #include "config/config.h"
 
 /* Run the daemon until SIGTERM/SIGINT. Takes ownership of cfg (a reload
@@ -12,5 +13,8 @@ int agent_main(const char *cfg_path, struct cfg *cfg, bool verbose);
 /* rerouterctl status | history: exit codes. */
 int agent_ctl_status(const struct cfg *cfg);
 int agent_ctl_history(const struct cfg *cfg, unsigned n);
+/* rerouterctl hold up|down [--for D] (for_usec 0: until release), and
+ * release (hold LINK_UNKNOWN): recorded, and the daemon woken (SIGUSR1). */
+int agent_ctl_hold(const struct cfg *cfg, enum link_state hold, uint64_t for_usec);
 /* rerouterctl init: create the state database if missing. */
 int agent_ctl_init(const struct cfg *cfg);

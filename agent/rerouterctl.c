@@ -23,6 +23,9 @@ static void usage(FILE *f)
 		"  connectors        the send connectors and the route of each address space\n"
 		"  enable NAME       enable a send connector by hand\n"
 		"  disable NAME      disable a send connector by hand\n"
+		"  hold up|down [--for DURATION]\n"
+		"                    pin the state: only its connectors are enforced\n"
+		"  release           end a hold: the window decides from the next run\n"
 		"  init              create the transport and state databases if missing\n\n"
 		"  -c, --config FILE configuration file (default %s)\n"
 		"  -h, --help        this text\n"
@@ -69,6 +72,8 @@ int main(int argc, char **argv)
 	int nargs = argc - optind;
 	char **args = argv + optind;
 	unsigned hist_n = 20;
+	enum link_state hold = LINK_UNKNOWN;
+	uint64_t hold_for = 0;
 
 	if (!strcmp(cmd, "history")) {
 		if (nargs == 2 && !strcmp(args[0], "-n") && parse_count(args[1], &hist_n) == 0)
@@ -82,7 +87,18 @@ int main(int argc, char **argv)
 			fprintf(stderr, "rerouterctl: usage: %s NAME\n", cmd);
 			return 2;
 		}
-	} else if (strcmp(cmd, "status") && strcmp(cmd, "connectors") && strcmp(cmd, "init")) {
+	} else if (!strcmp(cmd, "hold")) {
+		if (nargs >= 1)
+			hold = link_state_parse(args[0]);
+		if (nargs == 3 && !strcmp(args[1], "--for") &&
+		    (cfg_parse_duration(args[2], &hold_for) < 0 || hold_for == 0))
+			hold = LINK_UNKNOWN;
+		if (hold == LINK_UNKNOWN || (nargs != 1 && nargs != 3)) {
+			fprintf(stderr, "rerouterctl: usage: hold up|down [--for DURATION] (e.g. 30m, 2h)\n");
+			return 2;
+		}
+	} else if (strcmp(cmd, "status") && strcmp(cmd, "connectors") && strcmp(cmd, "init") &&
+		   strcmp(cmd, "release")) {
 		fprintf(stderr, "rerouterctl: unknown command '%s'\n", cmd);
 		usage(stderr);
 		return 2;
@@ -102,6 +118,10 @@ int main(int argc, char **argv)
 		r = agent_ctl_status(cfg);
 	else if (!strcmp(cmd, "history"))
 		r = agent_ctl_history(cfg, hist_n);
+	else if (!strcmp(cmd, "hold"))
+		r = agent_ctl_hold(cfg, hold, hold_for);
+	else if (!strcmp(cmd, "release"))
+		r = agent_ctl_hold(cfg, LINK_UNKNOWN, 0);
 	else if (!strcmp(cmd, "connectors"))
 		r = actions_ctl_connectors(cfg);
 	else if (!strcmp(cmd, "init")) {

@@ -208,7 +208,7 @@ EPID=$!
 spawned "$EPID"
 echo "edge daemon: its window opens at $(date +%T -d "@$EDGE"), in $((EDGE - $(date +%s))) s"
 
-changes() { grep -o 'state \(UP\|DOWN\) (was \(UP\|DOWN\)' "$1" | wc -l; }
+changes() { grep -o 'state \(UP\|DOWN\) (was \(UP\|DOWN\|UNKNOWN\)' "$1" | wc -l; }
 has_changes() { [ "$(changes "$1")" -ge "$2" ]; }
 runs_logged() { grep -c 'run \(PASSED\|FAILED\)' "$1" || true; }
 
@@ -245,9 +245,9 @@ t1=$(now_ms)
 reap "$DPID" || fail "rerouterd exited non-zero after SIGTERM"
 echo "figure: SIGTERM to exit with the link DOWN: $((t1 - t0)) ms (polled)"
 
-cat "$L1" "$L2" | grep -o 'state \(UP\|DOWN\) (was \(UP\|DOWN\)' >"$T/transcript"
+cat "$L1" "$L2" | grep -o 'state \(UP\|DOWN\) (was \(UP\|DOWN\|UNKNOWN\)' >"$T/transcript"
 cat >"$T/expected" <<EXP
-state UP (was DOWN
+state UP (was UNKNOWN
 state DOWN (was UP
 state UP (was DOWN
 state DOWN (was UP
@@ -322,7 +322,9 @@ while [ $i -lt 20 ]; do
 	kill -9 "$DPID"; reap "$DPID" || true
 	ok=$(sqlite3 "file:$T/state.db?mode=ro" 'PRAGMA integrity_check' 2>&1)
 	[ "$ok" = ok ] || fail "integrity_check after kill -9 number $i: $ok"
-	"$RCTL" -c "$T/rerouter.conf" status >/dev/null || fail "status after kill -9 number $i"
+	# 0 UP, 1 not UP; 2 would be an unreadable database.
+	_st=0; "$RCTL" -c "$T/rerouter.conf" status >/dev/null || _st=$?
+	[ "$_st" -le 1 ] || fail "status after kill -9 number $i (exit $_st)"
 	i=$((i + 1))
 done
 echo "ok: 20 kill -9, integrity_check ok and status readable each time"
@@ -427,5 +429,5 @@ late=$(sqlite3 "file:$T/edge.db?mode=ro" "SELECT count(*) FROM runs WHERE at_use
 [ "$(grep -c 'entering maintenance window' "$LE")" = 1 ] || fail "the edge window was entered more than once"
 echo "ok: the window opened at its boundary, the run in flight was discarded, $ndb runs stored before it"
 
-"$RCTL" -c "$T/rerouter.conf" status
+"$RCTL" -c "$T/rerouter.conf" status || true
 echo "PASS"

@@ -11,3 +11,5 @@ dist_noinst_DATA += \
 # tests/lab: the lab site, its demo (README command 1) and the end-to-end test.
 dist_noinst_SCRIPTS += tests/lab/demo tests/lab/test-e2e.sh
 dist_noinst_DATA += tests/lab/lab.sh
+# tests/hooks: hooks that hang, fork, flood or fail, run by the real daemon (issue 13).
+dist_noinst_SCRIPTS += tests/hooks/test-hooks.sh

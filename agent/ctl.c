@@ -125,6 +125,11 @@ int agent_ctl_status(const struct cfg *cfg)
 		printf("  ");
 		print_run_line(st, 1);
 	}
+	/* A read that broke off is an error, not the end of the list. */
+	if (rc != SQLITE_DONE) {
+		r = fail_sql(db, "read runs");
+		goto out;
+	}
 	sqlite3_finalize(st);
 	st = NULL;
 
@@ -139,6 +144,9 @@ int agent_ctl_status(const struct cfg *cfg)
 		print_run_line(st, 1);
 		if (print_checks(db, sqlite3_column_int64(st, 0)) != 0)
 			goto out;
+	} else if (rc != SQLITE_DONE) {
+		r = fail_sql(db, "read runs");
+		goto out;
 	} else {
 		printf("last run: none\n");
 	}
@@ -163,6 +171,10 @@ int agent_ctl_status(const struct cfg *cfg)
 			printf("pending:\n");
 		printf("  change %lld at %s (%s -> %s): %s\n", (long long)sqlite3_column_int64(st, 0),
 		       col(st, 1), col(st, 2), col(st, 3), col(st, 4));
+	}
+	if (rc != SQLITE_DONE) {
+		r = fail_sql(db, "read steps");
+		goto out;
 	}
 	sqlite3_finalize(st);
 	st = NULL;
@@ -221,6 +233,12 @@ int agent_ctl_history(const struct cfg *cfg, unsigned n)
 		while ((rc = sqlite3_step(steps)) == SQLITE_ROW)
 			printf("    %-10s %-8s%s%s\n", col(steps, 0), col(steps, 1), *col(steps, 3) ? "  " : "",
 			       col(steps, 3));
+		if (rc != SQLITE_DONE)
+			break;
+	}
+	if (rc != SQLITE_DONE) {
+		fprintf(stderr, "rerouterctl: cannot read the history: %s\n", sqlite3_errmsg(db));
+		goto out;
 	}
 	if (shown == 0)
 		printf("no changes of state recorded\n");

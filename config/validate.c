@@ -143,9 +143,10 @@ static bool get_enum(struct ctx *x, const struct cfg_sect *s, enum cfg_key k,
 			*out = (int)n;
 			return true;
 		}
-	for (size_t i = 0; i < n; i++) {
-		strcat(expect, names[i]);
-		strcat(expect, i + 2 < n ? ", " : i + 2 == n ? " or " : "");
+	for (size_t i = 0, len = 0; i < n && len < sizeof(expect); i++) {
+		int w = snprintf(expect + len, sizeof(expect) - len, "%s%s", names[i],
+				 i + 2 < n ? ", " : i + 2 == n ? " or " : "");
+		len += w > 0 ? (size_t)w : 0;
 	}
 	bad(x, s, k, 0, "expected %s, got '%s'", expect, v);
 	return false;
@@ -665,12 +666,14 @@ int cfg_build(struct cfg_parser *p, struct cfg *c)
 		return -ENOMEM;
 	for (size_t i = 0; i < p->n_sects; i++) {
 		const struct cfg_sect *s = &p->sects[i];
-		if (s->sec == SEC_CHECK) {
+		/* The counts bound the indexes (the analyzer cannot see that the
+		 * sections did not change since they were counted). */
+		if (s->sec == SEC_CHECK && c->n_checks < n_checks) {
 			struct cfg_check *ck = &c->checks[c->n_checks++];
 			build_check(&x, s, ck);
 			if (ck->role == ROLE_LINK)
 				c->n_link_checks++;
-		} else if (s->sec == SEC_MAINT) {
+		} else if (s->sec == SEC_MAINT && c->n_windows < n_windows) {
 			build_window(&x, s, &c->windows[c->n_windows++]);
 		}
 	}

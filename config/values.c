@@ -259,7 +259,7 @@ int cfg_parse_url(const char *s, const char *const *schemes)
 {
 	const char *sep = strstr(s, "://"), *auth, *end, *at, *hp;
 	size_t i;
-	int r = -EINVAL;
+	int r;
 
 	if (!sep)
 		return -EINVAL;

@@ -94,8 +94,12 @@ static void state_upper(const char *s, char *buf, size_t size)
 {
 	size_t i;
 
-	for (i = 0; s[i] && i + 1 < size; i++)
-		buf[i] = (s[i] >= 'a' && s[i] <= 'z') ? (char)(s[i] - 'a' + 'A') : s[i];
+	for (i = 0; s[i] && i + 1 < size; i++) {
+		char c = s[i];
+		if (c >= 'a' && c <= 'z')
+			c = (char)(c - 'a' + 'A');
+		buf[i] = c;
+	}
 	buf[i] = '\0';
 }
 
@@ -155,7 +159,9 @@ static void __attribute__((format(printf, 2, 3))) bprintf(struct buf *b, const c
 static int buf_take(struct buf *b, char **ret)
 {
 	if (b->failed || !b->s) {
+		/* Cleared: callers free b->s again on their way out. */
 		free(b->s);
+		b->s = NULL;
 		return -ENOMEM;
 	}
 	*ret = b->s;

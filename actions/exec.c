@@ -4,20 +4,32 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
+#include <linux/capability.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "actions/exec.h"
 
-extern char **environ;
-
 #define DEFAULT_KILL_AFTER_USEC (5 * USEC_PER_SEC_)
 #define USEC_PER_SEC_ 1000000ULL
 #define LINE_MAX_ 1024
+/* What a run may put in the journal: a hook that writes without end (`yes`)
+ * must not flood it. Past either limit one "output truncated" line is logged
+ * and the rest is read and dropped, so the program never blocks on a full pipe. */
+#define OUTPUT_MAX_LINES 20
+#define OUTPUT_MAX_BYTES 4096
+/* Read at most this much per wakeup, so that a flood never keeps the event
+ * loop (probes, decisions) from its other sources. */
+#define READ_PER_WAKEUP (64 * 1024)
+#define DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 struct exec {
 	sd_event *event;
@@ -32,6 +44,9 @@ struct exec {
 	size_t n_fields;
 	char line[LINE_MAX_];
 	size_t line_len;
+	size_t logged_lines, logged_bytes;
+	bool truncated;
+	uint64_t dropped_bytes;
 	exec_done_fn done;
 	void *ud;
 };
@@ -54,16 +69,49 @@ void exec_outcome_str(const struct exec_outcome *o, char *buf, size_t size)
 static void emit_line(struct exec *x)
 {
 	x->line[x->line_len] = '\0';
+	/* Control characters (escape sequences, NULs) do not reach the journal as such. */
+	for (size_t i = 0; i < x->line_len; i++)
+		if (((unsigned char)x->line[i] < 0x20 && x->line[i] != '\t') || x->line[i] == 0x7f)
+			x->line[i] = '?';
 	log_full(LOG_INFO, 0, x->fields, x->n_fields, "%s[%d]: %s", x->label, (int)x->pid, x->line);
+	x->logged_lines++;
+	x->logged_bytes += x->line_len;
 	x->line_len = 0;
 }
 
-/* Reads what is there now (the fd is non-blocking); returns 1 at EOF. */
-static int drain(struct exec *x)
+static void take_bytes(struct exec *x, const char *buf, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (x->truncated) {
+			x->dropped_bytes += n - i;
+			return;
+		}
+		if (x->logged_lines >= OUTPUT_MAX_LINES ||
+		    x->logged_bytes + x->line_len >= OUTPUT_MAX_BYTES) {
+			x->truncated = true;
+			x->line_len = 0;
+			log_full(LOG_WARNING, 0, x->fields, x->n_fields,
+				 "%s[%d]: output truncated (more than %d lines or %d bytes); the rest is not logged",
+				 x->label, (int)x->pid, OUTPUT_MAX_LINES, OUTPUT_MAX_BYTES);
+			continue;
+		}
+		if (buf[i] == '\n') {
+			emit_line(x);
+			continue;
+		}
+		x->line[x->line_len++] = buf[i];
+		if (x->line_len == sizeof x->line - 1)
+			emit_line(x);
+	}
+}
+
+/* Reads what is there now, at most READ_PER_WAKEUP (the fd is non-blocking;
+ * level-triggered, so the loop comes back for the rest); returns 1 at EOF. */
+static int drain(struct exec *x, size_t budget)
 {
 	char buf[4096];
 
-	for (;;) {
+	while (budget > 0) {
 		ssize_t n = read(x->out_fd, buf, sizeof buf);
 		if (n < 0) {
 			if (errno == EINTR)
@@ -71,20 +119,14 @@ static int drain(struct exec *x)
 			return errno == EAGAIN ? 0 : 1;
 		}
 		if (n == 0) {
-			if (x->line_len > 0)
+			if (x->line_len > 0 && !x->truncated)
 				emit_line(x);
 			return 1;
 		}
-		for (ssize_t i = 0; i < n; i++) {
-			if (buf[i] == '\n') {
-				emit_line(x);
-				continue;
-			}
-			x->line[x->line_len++] = buf[i];
-			if (x->line_len == sizeof x->line - 1)
-				emit_line(x);
-		}
+		take_bytes(x, buf, (size_t)n);
+		budget = (size_t)n < budget ? budget - (size_t)n : 0;
 	}
+	return 0;
 }
 
 static void close_output(struct exec *x)
@@ -100,7 +142,7 @@ static int on_output(sd_event_source *s, int fd, uint32_t revents, void *ud)
 	struct exec *x = ud;
 
 	(void)s, (void)fd, (void)revents;
-	if (drain(x))
+	if (drain(x, READ_PER_WAKEUP))
 		close_output(x);
 	return 0;
 }
@@ -161,12 +203,19 @@ static int on_child(sd_event_source *s, const siginfo_t *si, void *ud)
 	} else {
 		o = (struct exec_outcome){ x->timed_out ? EXEC_TIMEOUT : EXEC_SIGNALED, si->si_status };
 	}
-	/* What the program wrote before it ended; a daemonized grandchild
-	 * keeping the pipe open does not hold us up. */
+	/* Whatever the program left running in its group dies with it: a hook
+	 * does not outlive its run (the leader is a zombie until sd-event reaps
+	 * it after this callback, so the group id cannot have been reused). */
+	kill(-x->pid, SIGKILL);
+	/* What the program wrote before it ended (bounded: a grandchild that
+	 * left the group and keeps the pipe open does not hold us up). */
 	if (x->out_fd >= 0) {
-		drain(x);
+		drain(x, READ_PER_WAKEUP);
 		close_output(x);
 	}
+	if (x->truncated)
+		log_full(LOG_INFO, 0, x->fields, x->n_fields, "%s[%d]: %" PRIu64 " bytes of output not logged",
+			 x->label, (int)x->pid, x->dropped_bytes);
 	/* Report from a defer source: sd-event reaps the child after this
 	 * callback returns, and the owner may free everything in done(). */
 	x->outcome = o;
@@ -175,31 +224,86 @@ static int on_child(sd_event_source *s, const siginfo_t *si, void *ud)
 	return 0;
 }
 
+static void free_env(char **env)
+{
+	for (size_t i = 0; env && env[i]; i++)
+		free(env[i]);
+	free(env);
+}
+
+/* The program gets PATH and LANG and what the caller adds (the REROUTER_*
+ * variables), nothing else of the daemon's: no NOTIFY_SOCKET or WATCHDOG_*
+ * (the hook is not the service), no proxy settings, no credentials. */
 static char **build_env(char *const *add)
 {
-	size_t n_env = 0, n_add = 0, k = 0;
+	static const char *const keep[] = { "PATH", "LANG" };
+	size_t n_add = 0, k = 0;
 	char **env;
 
-	while (environ && environ[n_env])
-		n_env++;
 	while (add && add[n_add])
 		n_add++;
-	env = calloc(n_env + n_add + 1, sizeof *env);
+	env = calloc(n_add + 3, sizeof *env);
 	if (!env)
 		return NULL;
-	for (size_t i = 0; i < n_env; i++) {
-		const char *eq = strchr(environ[i], '=');
-		size_t klen = eq ? (size_t)(eq - environ[i]) + 1 : strlen(environ[i]);
-		bool replaced = false;
-		for (size_t j = 0; j < n_add && !replaced; j++)
-			replaced = !strncmp(add[j], environ[i], klen);
-		if (!replaced)
-			env[k++] = environ[i];
+	for (size_t i = 0; i < 2; i++) {
+		const char *v = getenv(keep[i]);
+		size_t len = strlen(keep[i]);
+		bool added = false;
+		for (size_t j = 0; j < n_add && !added; j++)
+			added = !strncmp(add[j], keep[i], len) && add[j][len] == '=';
+		if (added)
+			continue;
+		if (!v && i == 0)
+			v = DEFAULT_PATH;
+		if (!v)
+			continue;
+		if (asprintf(&env[k], "%s=%s", keep[i], v) < 0)
+			goto fail;
+		k++;
 	}
 	for (size_t j = 0; j < n_add; j++)
-		env[k++] = add[j];
-	env[k] = NULL;
+		if (!(env[k++] = strdup(add[j])))
+			goto fail;
 	return env;
+fail:
+	env[k] = NULL;
+	free_env(env);
+	return NULL;
+}
+
+/* CAP_NET_RAW is the daemon's, for ping, not the hook's: no ambient set
+ * (which would carry it across execve) and no inheritable set (which a
+ * program with file capabilities could pick it up from). Raw syscalls:
+ * async-signal-safe, and no libcap for one call. */
+static int drop_capabilities(void)
+{
+	struct __user_cap_header_struct h = { _LINUX_CAPABILITY_VERSION_3, 0 };
+	struct __user_cap_data_struct d[_LINUX_CAPABILITY_U32S_3];
+
+	if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL)
+		return -1;
+	if (syscall(SYS_capget, &h, d) < 0)
+		return -1;
+	for (size_t i = 0; i < _LINUX_CAPABILITY_U32S_3; i++)
+		d[i].inheritable = 0;
+	return (int)syscall(SYS_capset, &h, d);
+}
+
+/* Everything else open in the daemon (databases, sockets, the bus, the
+ * journal) stays out of the program. keep is CLOEXEC: it is closed by a
+ * successful execve and stays open to report a failed one. */
+static void close_other_fds(int keep)
+{
+	struct rlimit rl;
+
+	if (close_range(STDERR_FILENO + 1, ~0U, CLOSE_RANGE_CLOEXEC) == 0)
+		return;
+	/* Before Linux 5.11: one by one, as far as the limit goes. */
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > 65536)
+		rl.rlim_cur = 65536;
+	for (int fd = STDERR_FILENO + 1; fd < (int)rl.rlim_cur; fd++)
+		if (fd != keep)
+			close(fd);
 }
 
 /* Between fork and exec: async-signal-safe calls only. */
@@ -209,6 +313,7 @@ static void __attribute__((noreturn)) child(const struct exec_params *p, char **
 	sigset_t none;
 	int null_fd, e;
 
+	/* Its own process group, so that the timeout kills all it started. */
 	setpgid(0, 0);
 	/* sd-event blocked signals in the parent; the program must not inherit that. */
 	for (int sig = 1; sig < NSIG; sig++)
@@ -222,10 +327,9 @@ static void __attribute__((noreturn)) child(const struct exec_params *p, char **
 		goto fail;
 	if (err_w <= STDERR_FILENO)
 		goto fail;
-	/* Everything else open in the daemon stays out of the program. */
-	for (int fd = STDERR_FILENO + 1; fd < 1024; fd++)
-		if (fd != err_w)
-			close(fd);
+	if (drop_capabilities() < 0)
+		goto fail;
+	close_other_fds(err_w);
 	execve(p->argv[0], p->argv, env);
 fail:
 	e = errno;
@@ -291,7 +395,7 @@ int exec_start(sd_event *e, const struct exec_params *p, exec_done_fn done, void
 	x->err_fd = errp[0];
 	fcntl(x->out_fd, F_SETFL, O_NONBLOCK);
 	fcntl(x->err_fd, F_SETFL, O_NONBLOCK);
-	free(env);
+	free_env(env);
 	env = NULL;
 
 	r = sd_event_add_child(e, &x->child_src, x->pid, WEXITED, on_child, x);
@@ -323,7 +427,7 @@ fail:
 		if (errp[i] >= 0 && errp[i] != x->err_fd)
 			close(errp[i]);
 	}
-	free(env);
+	free_env(env);
 	exec_free(x);
 	return r;
 }

@@ -1,7 +1,10 @@
 /* Running a program from the event loop without a shell: fork/exec of an
- * argv, stdin from /dev/null, stdout and stderr logged line by line, killed
- * at a timeout (SIGTERM, then SIGKILL), reaped by an sd-event child source.
- * Used by the transport flush and the hook. */
+ * argv, stdin from /dev/null, stdout and stderr read continuously and logged
+ * line by line up to a small budget (then one "output truncated" line), in a
+ * process group of its own that is killed at the timeout (SIGTERM, then
+ * SIGKILL) and when the program ends; reaped by an sd-event child source.
+ * The program gets PATH, LANG and env_add only, no fd above 2, and no
+ * ambient or inheritable capability. Used by the transport flush and the hook. */
 #pragma once
 
 #include <stdint.h>
@@ -27,7 +30,7 @@ typedef void (*exec_done_fn)(struct exec *x, const struct exec_outcome *o, void 
 
 struct exec_params {
 	char *const *argv;        /* argv[0] is executed directly (a path, no $PATH search) */
-	char *const *env_add;     /* "KEY=VALUE" added to (or replacing in) the environment; may be NULL */
+	char *const *env_add;     /* "KEY=VALUE": the environment besides PATH and LANG; may be NULL */
 	uint64_t timeout_usec;    /* SIGTERM after this; 0: none */
 	uint64_t kill_after_usec; /* SIGKILL this long after SIGTERM; 0: 5 s */
 	const char *label;        /* for the log: "hook", "flush" */

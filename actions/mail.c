@@ -184,7 +184,7 @@ static int debug_cb(CURL *easy, curl_infotype type, char *data, size_t size, voi
 
 static int read_password(const char *path, char *buf, size_t size, char *errmsg, size_t errsize)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW);
 	ssize_t n;
 
 	if (fd < 0) {

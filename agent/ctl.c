@@ -131,6 +131,9 @@ static int print_window(sqlite3 *db, const struct cfg *cfg, const struct state_s
 		print_run_line(st, 1);
 	}
 	sqlite3_finalize(st);
+	/* A read that broke off is an error, not the end of the list. */
+	if (rc != SQLITE_DONE)
+		return fail_sql(db, "read runs");
 	if (sqlite3_prepare_v2(db, "SELECT id, at_usec, failed, link_failed, n_link FROM runs "
 				   "ORDER BY id DESC LIMIT 1",
 			       -1, &st, NULL) != SQLITE_OK)
@@ -139,6 +142,8 @@ static int print_window(sqlite3 *db, const struct cfg *cfg, const struct state_s
 		printf("last run: ");
 		print_run_line(st, 1);
 		rc = print_checks(db, sqlite3_column_int64(st, 0));
+	} else if (rc != SQLITE_DONE) {
+		rc = fail_sql(db, "read runs");
 	} else {
 		printf("last run: none\n");
 		rc = 0;
@@ -184,6 +189,8 @@ static int print_pending(sqlite3 *db)
 		       col(st, 1), col(st, 2), col(st, 3), col(st, 4));
 	}
 	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return fail_sql(db, "read steps");
 	int alerts = alerts_count_pending(db);
 	if (alerts > 0)
 		printf("%salerts not yet delivered: %d\n", pending ? "  " : "pending:  ", alerts);
@@ -285,16 +292,22 @@ int agent_ctl_history(const struct cfg *cfg, unsigned n)
 	}
 	sqlite3_bind_int64(st, 1, n);
 	sqlite3_bind_int64(ev, 1, n);
-	bool have_c = sqlite3_step(st) == SQLITE_ROW, have_e = sqlite3_step(ev) == SQLITE_ROW;
-	while ((have_c || have_e) && (unsigned)shown < n) {
-		bool change = have_c && (!have_e || sqlite3_column_int64(st, 1) >= sqlite3_column_int64(ev, 0));
+	int rc_c = sqlite3_step(st), rc_e = sqlite3_step(ev);
+	while ((rc_c == SQLITE_ROW || rc_e == SQLITE_ROW) && (unsigned)shown < n) {
+		bool change = rc_c == SQLITE_ROW &&
+			      (rc_e != SQLITE_ROW || sqlite3_column_int64(st, 1) >= sqlite3_column_int64(ev, 0));
 		if (change) {
 			print_change(st, steps, shown++ == 0);
-			have_c = sqlite3_step(st) == SQLITE_ROW;
+			rc_c = sqlite3_step(st);
 		} else {
 			print_event(ev, shown++ == 0);
-			have_e = sqlite3_step(ev) == SQLITE_ROW;
+			rc_e = sqlite3_step(ev);
 		}
+	}
+	/* A failed read is an error, not the end of the history. */
+	if ((rc_c != SQLITE_ROW && rc_c != SQLITE_DONE) || (rc_e != SQLITE_ROW && rc_e != SQLITE_DONE)) {
+		fprintf(stderr, "rerouterctl: cannot read the history: %s\n", sqlite3_errmsg(db));
+		goto out;
 	}
 	if (shown == 0)
 		printf("no changes of state recorded\n");

@@ -38,7 +38,7 @@ tests_unit_check_vote_CFLAGS = $(CHECK_TEST_CFLAGS)
 tests_unit_check_vote_LDADD = $(CHECK_TEST_LIBS)
 tests_unit_check_window_CFLAGS = $(CHECK_TEST_CFLAGS)
 tests_unit_check_window_LDADD = $(CHECK_TEST_LIBS)
-tests_unit_check_state_CFLAGS = $(CHECK_TEST_CFLAGS)
+tests_unit_check_state_CFLAGS = $(CHECK_TEST_CFLAGS) -DRR_TOP_SRCDIR=\"$(abs_top_srcdir)\"
 tests_unit_check_state_LDADD = $(CHECK_TEST_LIBS)
 endif
 

@@ -76,9 +76,8 @@ int main(int argc, char **argv)
 	uint64_t hold_for = 0;
 
 	if (!strcmp(cmd, "history")) {
-		if (nargs == 2 && !strcmp(args[0], "-n") && parse_count(args[1], &hist_n) == 0)
-			nargs = 0;
-		else if (nargs != 0) {
+		bool with_n = nargs == 2 && !strcmp(args[0], "-n") && parse_count(args[1], &hist_n) == 0;
+		if (nargs != 0 && !with_n) {
 			fprintf(stderr, "rerouterctl: usage: history [-n N] (N a positive number)\n");
 			return 2;
 		}

@@ -102,7 +102,6 @@ static size_t occurrences(const struct cfg_window *w, size_t n, time_t now,
 
 struct inside_ctx {
 	time_t now;
-	const struct occ *found;
 	struct occ best;
 	bool in;
 };

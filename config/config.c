@@ -21,6 +21,11 @@ void cfg_err(struct cfg_parser *p, unsigned line, const char *fmt, ...)
 	va_start(ap, fmt);
 	int r = vasprintf(&msg, fmt, ap);
 	va_end(ap);
+	/* A value quoted in the message may hold anything the file held: no
+	 * escape sequence reaches the terminal or the journal. */
+	for (char *c = r >= 0 ? msg : NULL; c && *c; c++)
+		if ((unsigned char)*c < 0x20 || *c == 0x7f)
+			*c = '?';
 	if (r < 0 || asprintf(&text, "%s:%u: %s", p->file, line, msg) < 0) {
 		free(msg);
 		p->oom = true;
@@ -147,6 +152,7 @@ static void free_check(struct cfg_check *ck)
 	free(ck->host);
 	free(ck->source);
 	free(ck->proxy);
+	free(ck->ca_file);
 }
 
 void cfg_free(struct cfg *c)

@@ -51,6 +51,8 @@ struct cfg_check {
 	struct cfg_range expect[CFG_MAX_EXPECT]; /* http: accepted status codes */
 	size_t n_expect;
 	char *proxy;               /* http: NULL = none (environment ignored) */
+	bool tls_no_verify;        /* http/smtp: tls_verify = no (false, as zeroed: verify) */
+	char *ca_file;             /* http/smtp: NULL = the system's CA bundle */
 };
 
 /* Days: bit 0 = Monday ... bit 6 = Sunday (tm_wday is Sunday = 0; see cfg_day_bit). */

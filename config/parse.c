@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "config/internal.h"
+#include "config/values.h"
 
 const char *const cfg_sec_names[N_SEC] = {
 	[SEC_AGENT] = "agent", [SEC_PING] = "ping", [SEC_CHECK] = "check",
@@ -44,6 +45,8 @@ const struct cfg_key_def cfg_key_defs[N_KEYS] = {
 	[K_CHECK_PROXY] = { SEC_CHECK, "proxy" },
 	[K_CHECK_COUNT] = { SEC_CHECK, "count" },
 	[K_CHECK_MIN_REPLIES] = { SEC_CHECK, "min_replies" },
+	[K_CHECK_TLS_VERIFY] = { SEC_CHECK, "tls_verify" },
+	[K_CHECK_CA_FILE] = { SEC_CHECK, "ca_file" },
 	[K_DOWN_ENABLE] = { SEC_ON_DOWN, "enable" },
 	[K_DOWN_DISABLE] = { SEC_ON_DOWN, "disable" },
 	[K_UP_ENABLE] = { SEC_ON_UP, "enable" },
@@ -164,6 +167,10 @@ static void begin_section(struct cfg_parser *p, char *inner)
 		}
 		rest[len - 1] = '\0';
 		name = rest + 1;
+		if (cfg_find_ctrl(name) >= 0) {
+			cfg_err(p, p->line, "[%s]: the name contains a control character", word);
+			return;
+		}
 	} else if (*rest) {
 		cfg_err(p, p->line, "[%s]: this section takes no name, got %s", word, rest);
 		return;

@@ -63,6 +63,18 @@ static void bad(struct ctx *x, const struct cfg_sect *s, enum cfg_key k, unsigne
 	cfg_err(x->p, line ? line : s->raw[k].line, "%s %s: %s", label, cfg_key_defs[k].name, msg);
 }
 
+/* A control character in a name or path would reach the journal, a mail or
+ * a terminal as an escape sequence: an error. The value is not echoed. */
+static bool has_ctrl(struct ctx *x, const struct cfg_sect *s, enum cfg_key k, const char *v)
+{
+	long at = cfg_find_ctrl(v);
+	if (at < 0)
+		return false;
+	bad(x, s, k, 0, "contains a control character (0x%02x at byte %ld)", (unsigned)(unsigned char)v[at],
+	    at + 1);
+	return true;
+}
+
 static void missing(struct ctx *x, const struct cfg_sect *s, enum cfg_key k, const char *hint)
 {
 	bad(x, s, k, s->line, "missing%s%s", hint ? " " : "", hint ? hint : "");
@@ -131,9 +143,10 @@ static bool get_enum(struct ctx *x, const struct cfg_sect *s, enum cfg_key k,
 			*out = (int)n;
 			return true;
 		}
-	for (size_t i = 0; i < n; i++) {
-		strcat(expect, names[i]);
-		strcat(expect, i + 2 < n ? ", " : i + 2 == n ? " or " : "");
+	for (size_t i = 0, len = 0; i < n && len < sizeof(expect); i++) {
+		int w = snprintf(expect + len, sizeof(expect) - len, "%s%s", names[i],
+				 i + 2 < n ? ", " : i + 2 == n ? " or " : "");
+		len += w > 0 ? (size_t)w : 0;
 	}
 	bad(x, s, k, 0, "expected %s, got '%s'", expect, v);
 	return false;
@@ -151,6 +164,8 @@ static bool get_path(struct ctx *x, const struct cfg_sect *s, enum cfg_key k, bo
 		*out = NULL;
 		return true;
 	}
+	if (has_ctrl(x, s, k, v))
+		return false;
 	if (v[0] != '/' || strpbrk(v, " \t")) {
 		bad(x, s, k, 0, "expected an absolute path%s, got '%s'", empty_ok ? " or nothing" : "", v);
 		return false;
@@ -236,7 +251,11 @@ static void build_transport(struct ctx *x)
 	get_path(x, s, K_TRANSPORT_DATABASE, false, &c->transport.database);
 	if ((v = raw(s, K_TRANSPORT_UNIT))) {
 		const char *dot = strrchr(v, '.');
-		if (!*v || strpbrk(v, " \t/") || !dot || dot == v || !dot[1])
+		if (has_ctrl(x, s, K_TRANSPORT_UNIT, v))
+			;
+		/* systemd's own alphabet for unit names (unit-name.c). */
+		else if (!*v || v[strspn(v, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789:-_.\\@")] ||
+			 !dot || dot == v || !dot[1])
 			bad(x, s, K_TRANSPORT_UNIT, 0, "expected a systemd unit name such as postfix.service, got '%s'", v);
 		else {
 			free(c->transport.unit);
@@ -249,7 +268,9 @@ static void build_transport(struct ctx *x)
 		c->transport.bus = (enum cfg_bus)e;
 	if ((v = raw(s, K_TRANSPORT_FLUSH))) {
 		struct cfg_list l = { 0 };
-		if (cfg_split_argv(v, &l) < 0)
+		if (has_ctrl(x, s, K_TRANSPORT_FLUSH, v))
+			;
+		else if (cfg_split_argv(v, &l) < 0)
 			x->p->oom = true;
 		else if (l.n > 0 && l.v[0][0] != '/') {
 			bad(x, s, K_TRANSPORT_FLUSH, 0,
@@ -262,21 +283,29 @@ static void build_transport(struct ctx *x)
 	}
 }
 
+/* The daemon's group may read it (root:_rerouter 0640), nobody else, and
+ * only its owner may write it. A symlink is refused: it could be pointed
+ * elsewhere by whoever owns the directory it lives in. */
 static void check_password_file(struct ctx *x, const struct cfg_sect *s, const char *path)
 {
 	struct stat st;
-	if (stat(path, &st) < 0) {
+	if (lstat(path, &st) < 0) {
 		bad(x, s, K_MAIL_PASSWORD_FILE, 0, "cannot use %s: %s", path, strerror(errno));
+		return;
+	}
+	if (S_ISLNK(st.st_mode)) {
+		bad(x, s, K_MAIL_PASSWORD_FILE, 0, "%s is a symbolic link; name the file itself", path);
 		return;
 	}
 	if (!S_ISREG(st.st_mode)) {
 		bad(x, s, K_MAIL_PASSWORD_FILE, 0, "%s is not a regular file", path);
 		return;
 	}
-	if (st.st_mode & 077)
+	if (st.st_mode & 027)
 		bad(x, s, K_MAIL_PASSWORD_FILE, 0,
-		    "%s is readable or writable by group or others (mode %04o); run chmod 600 %s",
-		    path, (unsigned)(st.st_mode & 07777), path);
+		    "%s is %s (mode %04o); run chmod 640 %s (or 600)", path,
+		    st.st_mode & 007 ? "open to others" : "writable by its group",
+		    (unsigned)(st.st_mode & 07777), path);
 }
 
 static void build_mail(struct ctx *x)
@@ -310,7 +339,10 @@ static void build_mail(struct ctx *x)
 		}
 	}
 	if ((v = raw(s, K_MAIL_SERVER))) {
-		if (cfg_parse_url(v, schemes) < 0)
+		if (cfg_url_has_userinfo(v))
+			bad(x, s, K_MAIL_SERVER, 0,
+			    "credentials in the URL (user:password@) are not allowed, they would reach logs; use username and password_file");
+		else if (cfg_parse_url(v, schemes) < 0)
 			bad(x, s, K_MAIL_SERVER, 0, "expected smtp://host[:port] or smtps://host[:port], got '%s'", v);
 		else {
 			free(c->mail.server);
@@ -319,7 +351,7 @@ static void build_mail(struct ctx *x)
 	}
 	if (get_enum(x, s, K_MAIL_STARTTLS, tls, &e))
 		c->mail.starttls = (enum cfg_starttls)e;
-	if ((v = raw(s, K_MAIL_USERNAME)) && *v)
+	if ((v = raw(s, K_MAIL_USERNAME)) && *v && !has_ctrl(x, s, K_MAIL_USERNAME, v))
 		c->mail.username = xstrdup(x, v);
 	if (get_path(x, s, K_MAIL_PASSWORD_FILE, true, &c->mail.password_file) && c->mail.password_file) {
 		if (!c->mail.username)
@@ -363,6 +395,8 @@ static void build_toggle(struct ctx *x, enum cfg_sec sec, enum cfg_key ken, enum
 		const char *v = raw(s, keys[i]);
 		if (!v || !*v)
 			continue;
+		if (has_ctrl(x, s, keys[i], v))
+			continue;
 		bool ok = cfg_parse_list(v, ",", lists[i]) == 0;
 		for (size_t j = 0; ok && j < lists[i]->n; j++)
 			ok = !strpbrk(lists[i]->v[j], " \t");
@@ -386,6 +420,34 @@ static void not_for_type(struct ctx *x, const struct cfg_sect *s, enum cfg_key k
 {
 	if (raw(s, k))
 		bad(x, s, k, 0, "applies only to %s checks, not %s", only, cfg_check_type_str(t));
+}
+
+/* SPEC section 2: verification stays on; a relay with a private CA gets its
+ * ca_file rather than tls_verify = no. */
+static void build_tls(struct ctx *x, const struct cfg_sect *s, struct cfg_check *ck)
+{
+	const char *ca = raw(s, K_CHECK_CA_FILE);
+	struct stat st;
+	bool verify = true;
+
+	if (ck->type != CHECK_HTTP && ck->type != CHECK_SMTP) {
+		not_for_type(x, s, K_CHECK_TLS_VERIFY, "http and smtp", ck->type);
+		not_for_type(x, s, K_CHECK_CA_FILE, "http and smtp", ck->type);
+		return;
+	}
+	get_bool(x, s, K_CHECK_TLS_VERIFY, &verify);
+	ck->tls_no_verify = !verify;
+	if (!get_path(x, s, K_CHECK_CA_FILE, true, &ck->ca_file) || !ck->ca_file)
+		return;
+	if (!verify) {
+		enum cfg_key later = line_of(s, K_CHECK_CA_FILE) > line_of(s, K_CHECK_TLS_VERIFY)
+					     ? K_CHECK_CA_FILE : K_CHECK_TLS_VERIFY;
+		bad(x, s, later, 0, "ca_file is set but tls_verify = no: nothing would check the certificate");
+	} else if (stat(ca, &st) < 0) {
+		bad(x, s, K_CHECK_CA_FILE, 0, "cannot use %s: %s", ca, strerror(errno));
+	} else if (!S_ISREG(st.st_mode)) {
+		bad(x, s, K_CHECK_CA_FILE, 0, "%s is not a regular file", ca);
+	}
 }
 
 static void build_check(struct ctx *x, const struct cfg_sect *s, struct cfg_check *ck)
@@ -441,6 +503,7 @@ static void build_check(struct ctx *x, const struct cfg_sect *s, struct cfg_chec
 		not_for_type(x, s, K_CHECK_EXPECT, "http", ck->type);
 		not_for_type(x, s, K_CHECK_PROXY, "http", ck->type);
 	}
+	build_tls(x, s, ck);
 
 	if (!(v = raw(s, K_CHECK_TARGET))) {
 		missing(x, s, K_CHECK_TARGET, NULL);
@@ -452,7 +515,11 @@ static void build_check(struct ctx *x, const struct cfg_sect *s, struct cfg_chec
 				bad(x, s, K_CHECK_TARGET, 0, "expected a host name or IP address without port, got '%s'", v);
 			break;
 		case CHECK_HTTP:
-			if ((r = cfg_parse_url(v, http_schemes)) < 0)
+			if (cfg_url_has_userinfo(v)) {
+				r = -EINVAL;
+				bad(x, s, K_CHECK_TARGET, 0,
+				    "credentials in the URL (user:password@) are not allowed, they would reach the journal and the alert mail");
+			} else if ((r = cfg_parse_url(v, http_schemes)) < 0)
 				bad(x, s, K_CHECK_TARGET, 0, "expected an http:// or https:// URL with a host, got '%s'", v);
 			break;
 		default:
@@ -601,12 +668,14 @@ int cfg_build(struct cfg_parser *p, struct cfg *c)
 		return -ENOMEM;
 	for (size_t i = 0; i < p->n_sects; i++) {
 		const struct cfg_sect *s = &p->sects[i];
-		if (s->sec == SEC_CHECK) {
+		/* The counts bound the indexes (the analyzer cannot see that the
+		 * sections did not change since they were counted). */
+		if (s->sec == SEC_CHECK && c->n_checks < n_checks) {
 			struct cfg_check *ck = &c->checks[c->n_checks++];
 			build_check(&x, s, ck);
 			if (ck->role == ROLE_LINK)
 				c->n_link_checks++;
-		} else if (s->sec == SEC_MAINT) {
+		} else if (s->sec == SEC_MAINT && c->n_windows < n_windows) {
 			build_window(&x, s, &c->windows[c->n_windows++]);
 		}
 	}

@@ -259,7 +259,7 @@ int cfg_parse_url(const char *s, const char *const *schemes)
 {
 	const char *sep = strstr(s, "://"), *auth, *end, *at, *hp;
 	size_t i;
-	int r = -EINVAL;
+	int r;
 
 	if (!sep)
 		return -EINVAL;
@@ -294,6 +294,24 @@ int cfg_parse_url(const char *s, const char *const *schemes)
 	free(h);
 	free(hostport);
 	return r < 0 ? r : 0;
+}
+
+bool cfg_url_has_userinfo(const char *s)
+{
+	const char *sep = strstr(s, "://"), *auth;
+
+	if (!sep)
+		return false;
+	auth = sep + 3;
+	return memchr(auth, '@', strcspn(auth, "/?#")) != NULL;
+}
+
+long cfg_find_ctrl(const char *s)
+{
+	for (const char *p = s; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			return (long)(p - s);
+	return -1;
 }
 
 int cfg_parse_expect(const char *s, struct cfg_range *v, size_t max, size_t *ret_n)

@@ -24,6 +24,10 @@ int cfg_parse_source(const char *s, bool *ret_is_ifname);
 /* scheme://[userinfo@]host[:port][/path...] with scheme one of schemes
  * (NULL-terminated), a valid host and a port in 1..65535 when written. */
 int cfg_parse_url(const char *s, const char *const *schemes);
+/* The authority of a URL carries user information ("user:pass@host"). */
+bool cfg_url_has_userinfo(const char *s);
+/* The offset of the first control character (below 0x20, or 0x7f), or -1. */
+long cfg_find_ctrl(const char *s);
 /* "200-399", "200", "200,204,300-399": codes 100..599, lo <= hi. */
 int cfg_parse_expect(const char *s, struct cfg_range *v, size_t max, size_t *ret_n);
 /* mon..sun, ranges and lists; "fri-mon" wraps. Bit 0 = Monday. */

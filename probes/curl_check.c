@@ -77,8 +77,11 @@ int probe_curl_new(struct probe_check *c, const char *url, probe_curl_answered_f
 	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
 	curl_easy_setopt(e, CURLOPT_WRITEDATA, pc);
 	curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
-	curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
-	curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
+	/* Verified unless the administrator said tls_verify = no for this check. */
+	curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, cc->tls_no_verify ? 0L : 1L);
+	curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, cc->tls_no_verify ? 0L : 2L);
+	if (cc->ca_file)
+		curl_easy_setopt(e, CURLOPT_CAINFO, cc->ca_file);
 	/* Every check tests the path afresh, not a connection a previous one left. */
 	curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
 	curl_easy_setopt(e, CURLOPT_FORBID_REUSE, 1L);

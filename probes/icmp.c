@@ -488,7 +488,8 @@ static int group_join(struct ping_group *g, struct icmp *ic, const char *host)
 		if (!nt)
 			return -ENOMEM;
 		g->t = nt;
-		nm = realloc(g->member, a * sizeof *nm);
+		/* An array of pointers: sizeof a pointer is meant. */
+		nm = realloc(g->member, a * sizeof *nm); /* NOLINT(bugprone-sizeof-expression) */
 		if (!nm)
 			return -ENOMEM;
 		g->member = nm;

@@ -145,6 +145,7 @@ static void tcp_next(struct tcp *t)
 	if (t->next >= t->n)
 		return;
 	a = &t->att[t->next];
+	a->tcp = t; /* as tcp_begin set it; said again where the analyzer can see it */
 	ai = t->order[t->next++];
 	r = probe_tcp_socket(c->cfg, ai->ai_family, &a->fd);
 	if (r < 0) {
@@ -193,7 +194,8 @@ static int tcp_begin(struct tcp *t)
 		probe_finish(t->check, PROBE_DNS_FAILURE, "no address");
 		return 0;
 	}
-	t->order = calloc(n, sizeof *t->order);
+	/* order is an array of pointers: sizeof a pointer is meant. */
+	t->order = calloc(n, sizeof *t->order); /* NOLINT(bugprone-sizeof-expression) */
 	t->att = calloc(n, sizeof *t->att);
 	if (!t->order || !t->att)
 		return -ENOMEM;
@@ -201,9 +203,10 @@ static int tcp_begin(struct tcp *t)
 		t->att[i].tcp = t;
 		t->att[i].fd = -1;
 	}
-	/* p walks the first address's family, other the rest. */
+	/* p walks the first address's family, other the rest; each address is
+	 * taken once, so k never passes n (said for the analyzer too). */
 	fam = t->ai->ai_family;
-	for (p = other = t->ai; p || other;) {
+	for (p = other = t->ai; (p || other) && k < n;) {
 		for (; p && p->ai_family != fam; p = p->ai_next)
 			;
 		if (p) {
@@ -212,7 +215,7 @@ static int tcp_begin(struct tcp *t)
 		}
 		for (; other && other->ai_family == fam; other = other->ai_next)
 			;
-		if (other) {
+		if (other && k < n) {
 			t->order[k++] = other;
 			other = other->ai_next;
 		}

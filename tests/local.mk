@@ -12,3 +12,14 @@ dist_noinst_DATA += \
 # tests/lab: the lab site, its demo (README command 1) and the end-to-end test.
 dist_noinst_SCRIPTS += tests/lab/demo tests/lab/test-e2e.sh
 dist_noinst_DATA += tests/lab/lab.sh
+# tests/hooks: hooks that hang, fork, flood or fail, run by the real daemon (issue 13).
+dist_noinst_SCRIPTS += tests/hooks/test-hooks.sh
+# tests/fuzz: libFuzzer targets for every parser of outside input (issue 13),
+# built by run-fuzz.sh with clang in its own directory, not by make.
+dist_noinst_SCRIPTS += tests/fuzz/run-fuzz.sh tests/fuzz/test-fuzz.sh
+EXTRA_DIST += tests/fuzz/fuzz.h tests/fuzz/fuzz_config.c tests/fuzz/fuzz_duration.c \
+	tests/fuzz/fuzz_days.c tests/fuzz/fuzz_time.c tests/fuzz/fuzz_hostport.c \
+	tests/fuzz/fuzz_url.c tests/fuzz/config.dict tests/fuzz/corpus tests/deps/fuzz.txt
+# tests/static: cppcheck, clang-tidy (.clang-tidy) and scan-build, all clean.
+dist_noinst_SCRIPTS += tests/static/test-static.sh
+EXTRA_DIST += .clang-tidy tests/static/cppcheck.supp tests/deps/static.txt

@@ -849,25 +849,43 @@ START_TEST(test_password_file)
 	ck_assert_int_ge(fd, 0);
 	close(fd);
 
-	ck_assert_int_eq(chmod(pw, 0640), 0);
 	ck_assert_int_ge(asprintf(&text, "[mail]\nto = a@b.org\nusername = u\npassword_file = %s\n" BASE, pw), 0);
-	ck_assert_int_ge(asprintf(&want, "t.conf:4: [mail] password_file: %s is readable or writable by group "
-				  "or others (mode 0640); run chmod 600 %s", pw, pw), 0);
-	EXPECT(text, want);
-	free(want);
-
-	ck_assert_int_eq(chmod(pw, 0602), 0);
-	ck_assert_int_ge(asprintf(&want, "t.conf:4: [mail] password_file: %s is readable or writable by group "
-				  "or others (mode 0602); run chmod 600 %s", pw, pw), 0);
-	EXPECT(text, want);
-	free(want);
-
-	ck_assert_int_eq(chmod(pw, 0400), 0);
-	struct cfg *c = load_ok(text);
-	ck_assert_str_eq(c->mail.password_file, pw);
-	ck_assert_str_eq(c->mail.username, "u");
-	cfg_free(c);
+	/* Others never; the group may read (root:_rerouter 0640) but not write. */
+	static const struct { mode_t mode; const char *what; } refused[] = {
+		{ 0604, "open to others" }, { 0602, "open to others" }, { 0601, "open to others" },
+		{ 0660, "writable by its group" }, { 0620, "writable by its group" },
+		{ 0644, "open to others" }, { 0666, "open to others" },
+	};
+	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+		ck_assert_int_eq(chmod(pw, refused[i].mode), 0);
+		ck_assert_int_ge(asprintf(&want, "t.conf:4: [mail] password_file: %s is %s (mode %04o); "
+					  "run chmod 640 %s (or 600)", pw, refused[i].what,
+					  (unsigned)refused[i].mode, pw), 0);
+		EXPECT(text, want);
+		free(want);
+	}
+	static const mode_t accepted[] = { 0400, 0600, 0640, 0440 };
+	struct cfg *c;
+	for (size_t i = 0; i < sizeof(accepted) / sizeof(accepted[0]); i++) {
+		ck_assert_int_eq(chmod(pw, accepted[i]), 0);
+		c = load_ok(text);
+		ck_assert_str_eq(c->mail.password_file, pw);
+		ck_assert_str_eq(c->mail.username, "u");
+		cfg_free(c);
+	}
 	free(text);
+
+	/* A symbolic link, even to a good file, is refused. */
+	char link[64];
+	snprintf(link, sizeof link, "%s.link", pw);
+	ck_assert_int_eq(symlink(pw, link), 0);
+	ck_assert_int_ge(asprintf(&text, "[mail]\nto = a@b.org\nusername = u\npassword_file = %s\n" BASE, link), 0);
+	ck_assert_int_ge(asprintf(&want, "t.conf:4: [mail] password_file: %s is a symbolic link; name the file itself",
+				  link), 0);
+	EXPECT(text, want);
+	free(want);
+	free(text);
+	unlink(link);
 
 	/* A password file needs a user name; a user name alone is fine. */
 	ck_assert_int_ge(asprintf(&text, "[mail]\nto = a@b.org\npassword_file = %s\n" BASE, pw), 0);
@@ -877,6 +895,103 @@ START_TEST(test_password_file)
 	ck_assert_ptr_null(c->mail.password_file);
 	cfg_free(c);
 	unlink(pw);
+}
+END_TEST
+
+START_TEST(test_url_credentials)
+{
+	EXPECT("[mail]\nto = a@b.org\nserver = smtp://u:secret@relay.example.org:25\n" BASE,
+	       "t.conf:3: [mail] server: credentials in the URL (user:password@) are not allowed, "
+	       "they would reach logs; use username and password_file");
+	EXPECT("[mail]\nto = a@b.org\nserver = smtps://user@relay.example.org\n" BASE,
+	       "t.conf:3: [mail] server: credentials in the URL (user:password@) are not allowed, "
+	       "they would reach logs; use username and password_file");
+	EXPECT("[check \"web\"]\ntype = http\ntarget = https://admin:pw@www.example.org/x\n" BASE,
+	       "t.conf:3: [check \"web\"] target: credentials in the URL (user:password@) are not allowed, "
+	       "they would reach the journal and the alert mail");
+	/* An '@' in the path or query is no credential. */
+	struct cfg *c = load_ok("[check \"web\"]\ntype = http\ntarget = https://www.example.org/a@b?c=@d\n" BASE);
+	ck_assert_str_eq(c->checks[0].target, "https://www.example.org/a@b?c=@d");
+	cfg_free(c);
+	ck_assert(cfg_url_has_userinfo("http://u@h/"));
+	ck_assert(!cfg_url_has_userinfo("http://h/@"));
+	ck_assert(!cfg_url_has_userinfo("http://h?@"));
+	ck_assert(!cfg_url_has_userinfo("no-scheme@h"));
+}
+END_TEST
+
+START_TEST(test_control_chars)
+{
+	EXPECT("[on_down]\ndisable = site-a\033[2J\n" BASE,
+	       "t.conf:2: [on_down] disable: contains a control character (0x1b at byte 7)");
+	EXPECT("[on_up]\nenable = a,\001b\n" BASE,
+	       "t.conf:2: [on_up] enable: contains a control character (0x01 at byte 3)");
+	EXPECT("[transport]\nunit = postfix\x7f.service\n" BASE,
+	       "t.conf:2: [transport] unit: contains a control character (0x7f at byte 8)");
+	EXPECT("[transport]\nunit = post fix.service\n" BASE,
+	       "t.conf:2: [transport] unit: expected a systemd unit name such as postfix.service, got 'post fix.service'");
+	EXPECT("[transport]\nunit = postfix;x.service\n" BASE,
+	       "t.conf:2: [transport] unit: expected a systemd unit name such as postfix.service, got 'postfix;x.service'");
+	EXPECT("[transport]\nflush = /usr/sbin/postqueue\033 -f\n" BASE,
+	       "t.conf:2: [transport] flush: contains a control character (0x1b at byte 20)");
+	EXPECT("[hook]\non_change = /usr/local/sbin/wan\010changed\n" BASE,
+	       "t.conf:2: [hook] on_change: contains a control character (0x08 at byte 20)");
+	EXPECT("[mail]\nto = a@b.org\nusername = u\r\001\n" BASE,
+	       "t.conf:3: [mail] username: contains a control character (0x0d at byte 2)");
+	EXPECT("[check \"a\033]0;x\a\"]\ntype = ping\ntarget = 192.0.2.9\n" BASE,
+	       "t.conf:1: [check]: the name contains a control character");
+	/* Quoted in any other message, a control character is shown as '?'. */
+	EXPECT("[agent]\ninterval = 2\033m\n" BASE,
+	       "t.conf:2: [agent] interval: expected a duration such as 30s, 2m, 500ms, got '2?m'");
+	/* systemd's alphabet is accepted whole. */
+	struct cfg *c = load_ok("[transport]\nunit = postfix@-.service\n" BASE);
+	ck_assert_str_eq(c->transport.unit, "postfix@-.service");
+	cfg_free(c);
+	c = load_ok("[transport]\nunit = smtp\\x2dsite_b:1.service\n" BASE);
+	cfg_free(c);
+}
+END_TEST
+
+START_TEST(test_tls_options)
+{
+	char ca[] = "/tmp/check_config_caXXXXXX", *text;
+	int fd = mkstemp(ca);
+	ck_assert_int_ge(fd, 0);
+	close(fd);
+
+	struct cfg *c = load_ok("[check \"web\"]\ntype = http\ntarget = https://h.example.org/\n" BASE);
+	ck_assert(!c->checks[0].tls_no_verify);
+	ck_assert_ptr_null(c->checks[0].ca_file);
+	cfg_free(c);
+	c = load_ok("[check \"r\"]\ntype = smtp\ntarget = relay.example.org:25\ntls_verify = no\n" BASE);
+	ck_assert(c->checks[0].tls_no_verify);
+	cfg_free(c);
+	ck_assert_int_ge(asprintf(&text, "[check \"r\"]\ntype = smtp\ntarget = relay.example.org:25\n"
+				  "tls_verify = yes\nca_file = %s\n" BASE, ca), 0);
+	c = load_ok(text);
+	ck_assert(!c->checks[0].tls_no_verify);
+	ck_assert_str_eq(c->checks[0].ca_file, ca);
+	cfg_free(c);
+	free(text);
+
+	ck_assert_int_ge(asprintf(&text, "[check \"w\"]\ntype = http\ntarget = https://h.example.org/\n"
+				  "ca_file = %s\ntls_verify = no\n" BASE, ca), 0);
+	EXPECT(text, "t.conf:5: [check \"w\"] tls_verify: ca_file is set but tls_verify = no: "
+		     "nothing would check the certificate");
+	free(text);
+	EXPECT("[check \"w\"]\ntype = http\ntarget = https://h.example.org/\nca_file = /nonexistent/ca.pem\n" BASE,
+	       "t.conf:4: [check \"w\"] ca_file: cannot use /nonexistent/ca.pem: No such file or directory");
+	EXPECT("[check \"w\"]\ntype = http\ntarget = https://h.example.org/\nca_file = /\n" BASE,
+	       "t.conf:4: [check \"w\"] ca_file: / is not a regular file");
+	EXPECT("[check \"w\"]\ntype = http\ntarget = https://h.example.org/\nca_file = ca.pem\n" BASE,
+	       "t.conf:4: [check \"w\"] ca_file: expected an absolute path or nothing, got 'ca.pem'");
+	EXPECT("[check \"w\"]\ntype = http\ntarget = https://h.example.org/\ntls_verify = maybe\n" BASE,
+	       "t.conf:4: [check \"w\"] tls_verify: expected yes or no (also true/false, on/off, 1/0), got 'maybe'");
+	EXPECT("[check \"p\"]\ntype = ping\ntarget = 192.0.2.9\ntls_verify = no\n" BASE,
+	       "t.conf:4: [check \"p\"] tls_verify: applies only to http and smtp checks, not ping");
+	EXPECT("[check \"t\"]\ntype = tcp\ntarget = 192.0.2.9:25\nca_file = /etc/hosts\n" BASE,
+	       "t.conf:4: [check \"t\"] ca_file: applies only to http and smtp checks, not tcp");
+	unlink(ca);
 }
 END_TEST
 
@@ -913,6 +1028,9 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, test_errors_together);
 	tcase_add_test(tc, test_cross_agent);
 	tcase_add_test(tc, test_password_file);
+	tcase_add_test(tc, test_url_credentials);
+	tcase_add_test(tc, test_control_chars);
+	tcase_add_test(tc, test_tls_options);
 	suite_add_tcase(s, tc);
 	return s;
 }

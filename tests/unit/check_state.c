@@ -285,14 +285,13 @@ END_TEST
 static void load_fixture(const char *file, const char *to, const char *extra)
 {
 	char fpath[512];
-	const char *srcdir = getenv("srcdir");
 	sqlite3 *f;
 	FILE *in;
 	char *sql;
 	long size;
 
-	/* make check sets srcdir; by hand, run from a build directory under the tree. */
-	snprintf(fpath, sizeof fpath, "%s/tests/fixtures/%s", srcdir ? srcdir : "..", file);
+	/* The source tree's, wherever the test runs from (make check, valgrind). */
+	snprintf(fpath, sizeof fpath, "%s/tests/fixtures/%s", RR_TOP_SRCDIR, file);
 	in = fopen(fpath, "r");
 	ck_assert_msg(in != NULL, "cannot open fixture %s", fpath);
 	fseek(in, 0, SEEK_END);

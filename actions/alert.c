@@ -356,8 +356,10 @@ int alerts_next_due(struct alerts *a, uint64_t *ret_usec)
 
 	*ret_usec = UINT64_MAX;
 	r = db_prepare(a->db,
+		       /* The first state's mail (a change from unknown) starts no gap. */
 		       "SELECT COUNT(*), MAX(next_attempt_usec), "
-		       "(SELECT MAX(sent_usec) FROM alerts) FROM alerts WHERE sent_usec IS NULL",
+		       "(SELECT MAX(s.sent_usec) FROM alerts AS s LEFT JOIN changes AS c ON c.id = s.change_id "
+		       "WHERE c.old_state IS NOT 'unknown') FROM alerts WHERE sent_usec IS NULL",
 		       &st);
 	if (r < 0)
 		return r;

@@ -319,6 +319,34 @@ START_TEST(test_merge_min_gap)
 }
 END_TEST
 
+/* SPEC section 4: the first state's mail (a change from unknown) does not
+ * start min_gap, so a real change right after a start is not held back. */
+START_TEST(test_first_state_starts_no_gap)
+{
+	char *s = NULL, *b = NULL;
+	size_t n;
+	int64_t upto;
+	uint64_t due;
+
+	ck_assert_int_eq(alerts_enqueue_change(al, add_change("up", "unknown", false)), 0);
+	ck_assert_int_eq(alerts_peek(al, &s, &b, &n, &upto), 0);
+	free(s), free(b);
+	ck_assert_int_eq(alerts_record_attempt(al, upto, true, "250 ok"), 0);
+	fake_now = T0 + 10 * SEC;
+	ck_assert_int_eq(alerts_enqueue_change(al, add_change("down", "up", false)), 0);
+	ck_assert_int_eq(alerts_next_due(al, &due), 0);
+	ck_assert_uint_eq(due, T0 + 10 * SEC); /* at once */
+	ck_assert_int_eq(alerts_peek(al, &s, &b, &n, &upto), 0);
+	free(s), free(b);
+	ck_assert_int_eq(alerts_record_attempt(al, upto, true, "250 ok"), 0);
+	/* That one was a real change: the next waits for min_gap. */
+	fake_now = T0 + 20 * SEC;
+	ck_assert_int_eq(alerts_enqueue_change(al, add_change("up", "down", false)), 0);
+	ck_assert_int_eq(alerts_next_due(al, &due), 0);
+	ck_assert_uint_eq(due, T0 + 10 * SEC + 300 * SEC);
+}
+END_TEST
+
 START_TEST(test_backoff_schedule)
 {
 	static const uint64_t expect[] = { 30, 60, 120, 240, 480, 900, 900, 900 };
@@ -681,6 +709,7 @@ int main(void)
 	tcase_add_test(tc, test_enqueue_idempotent);
 	tcase_add_test(tc, test_enqueue_idempotent_after_send);
 	tcase_add_test(tc, test_merge_min_gap);
+	tcase_add_test(tc, test_first_state_starts_no_gap);
 	tcase_add_test(tc, test_backoff_schedule);
 	tcase_add_test(tc, test_clock_step_back);
 	tcase_add_test(tc, test_no_mail_section);

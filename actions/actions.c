@@ -399,7 +399,7 @@ static enum step_outcome step_mail(struct actions *a, struct pending *p)
 static void run_ops(struct actions *a, const struct step_ops *ops)
 {
 	uint64_t wait = ops->kind == STEP_HOOK || a->cfg->mail.present ? a->cfg->mail.max_wait_usec : 0;
-	struct pending p;
+	struct pending p = { 0 };
 
 	/* Bounded: each STEP_NEXT marked one more row. */
 	for (int guard = 0; guard < 10000; guard++) {

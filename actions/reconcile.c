@@ -758,15 +758,11 @@ static void write_marks(struct reconciler *r, bool settled)
 
 static void pass(struct reconciler *r)
 {
-	int k;
-
 	if (r->job || r->exec)
 		return; /* its end continues the pass */
-	if (step_connectors(r) < 0)
-		return;
-	if ((k = step_transport(r)) != 0)
-		return;
-	if ((k = step_flush(r)) != 0)
+	/* Each step: 0 done (or nothing owed), else running or failed; a
+	 * running step's end, or the retry, continues the pass. */
+	if (step_connectors(r) < 0 || step_transport(r) != 0 || step_flush(r) != 0)
 		return;
 	if (r->pending[0])
 		log_notice("routing: done after %u attempts (was: %s)", r->attempts + 1, r->pending);

@@ -64,15 +64,17 @@ postconf -e "transport_maps = sqlite:$MAP" 'mydestination =' 'inet_interfaces = 
 	'inet_protocols = ipv4' 'disable_dns_lookups = yes' 'smtp_host_lookup = native' \
 	'smtp_connect_timeout = 2s' 'maximal_backoff_time = 10s' 'minimal_backoff_time = 5s' \
 	'queue_run_delay = 5s'
-runuser -u _rerouter -- sqlite3 "$DB" "INSERT INTO send_connectors (name, smart_host, cost) VALUES
-	('site-a', '[10.231.90.2]:25', 1), ('site-b', '[127.0.0.1]:2526', 2);"
+# site-b disabled: the first decision (UP) finds the database right and restarts nothing.
+runuser -u _rerouter -- sqlite3 "$DB" "INSERT INTO send_connectors (name, smart_host, cost, enabled) VALUES
+	('site-a', '[10.231.90.2]:25', 1, 1), ('site-b', '[127.0.0.1]:2526', 2, 0);"
 cp "$RR/rerouter.conf" "$CONF"
 check "the lab configuration passes --check-config" rerouterd --check-config
 systemctl restart postfix.service
 check "postfix reads the route of site-a" test "$(route)" = "smtp:[10.231.90.2]:25"
 
-# --- enable; wait for UP
-systemctl enable --now rerouterd.service
+# --- configured: dpkg-reconfigure enables and starts it; wait for UP
+dpkg-reconfigure -fnoninteractive rerouter
+check "dpkg-reconfigure enabled rerouterd once configured" test -L /etc/systemd/system/multi-user.target.wants/rerouterd.service
 check "rerouterd.service active" wait_for 30 systemctl is-active rerouterd.service
 check "rerouterctl status: up" wait_for 30 state_is up
 pid=$(main_pid rerouterd.service)
@@ -108,7 +110,7 @@ pid=$(main_pid rerouterd.service)
 cp "$CONF" "$RR/good.conf"
 printf '[agent]\ninterval = soon\n' >>"$CONF"
 systemctl reload rerouterd.service
-check "reload with a broken config: the error is logged" wait_for 10 sh -c "journalctl -b -q -u rerouterd.service -o cat | grep -q soon"
+check "reload with a broken config: the error is logged" wait_for 10 sh -c "journalctl -b -q -u rerouterd.service -o cat | grep -q 'reload rejected'"
 check "reload with a broken config: still active, same PID" test "$(systemctl is-active rerouterd.service):$(main_pid rerouterd.service)" = "active:$pid"
 cp "$RR/good.conf" "$CONF"
 systemctl reload rerouterd.service
@@ -140,4 +142,5 @@ check "purge: no unit left" sh -c '! ls /lib/systemd/system/rerouterd* /etc/syst
 check "purge: postfix still reads the kept database" test "$(route)" = "smtp:[10.231.90.2]:25"
 
 set +x
+journalctl -b -q -o short-monotonic >"$RR/journal.txt" 2>&1
 echo done >>"$OUT"

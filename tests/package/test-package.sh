@@ -129,6 +129,8 @@ ip -n $WAN addr add 10.231.90.2/24 dev rr-pkg-w0
 for ns in $HUB $WAN; do ip -n $ns link set lo up; done
 ip -n $HUB link set rr-pkg-h0 up
 ip -n $WAN link set rr-pkg-w0 up
+# smtp-sink writes as nobody: it must reach its directories.
+chmod o+x "$T"
 mkdir -p "$T/relay-a" "$T/relay-b" "$T/www"
 echo ok >"$T/www/index.html"
 ip netns exec $WAN python3 -m http.server 8080 --bind 10.231.90.2 --directory "$T/www" >"$T/http.log" 2>&1 &

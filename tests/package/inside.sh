@@ -64,9 +64,18 @@ postconf -e "transport_maps = sqlite:$MAP" 'mydestination =' 'inet_interfaces = 
 	'inet_protocols = ipv4' 'disable_dns_lookups = yes' 'smtp_host_lookup = native' \
 	'smtp_connect_timeout = 2s' 'maximal_backoff_time = 10s' 'minimal_backoff_time = 5s' \
 	'queue_run_delay = 5s'
-# site-b disabled: the first decision (UP) finds the database right and restarts nothing.
-runuser -u _rerouter -- sqlite3 "$DB" "INSERT INTO send_connectors (name, smart_host, cost, enabled) VALUES
-	('site-a', '[10.231.90.2]:25', 1, 1), ('site-b', '[127.0.0.1]:2526', 2, 0);"
+# site-b disabled: the first decision (UP) finds the database right and
+# restarts nothing. With a fixture (databases made before the package was
+# installed, by root), they must be there already, and the files the daemon's.
+if [ -e "$RR/fixture" ]; then
+	check "install over a fixture: the connectors kept" test \
+		"$(sqlite3 "$DB" "SELECT group_concat(name || '=' || enabled) FROM (SELECT * FROM send_connectors ORDER BY name)")" = "site-a=1,site-b=0"
+	check "install over a fixture: databases owned by _rerouter" test \
+		"$(stat -c %U $DB /var/lib/rerouter/state.db | sort -u)" = _rerouter
+else
+	runuser -u _rerouter -- sqlite3 "$DB" "INSERT INTO send_connectors (name, smart_host, cost, enabled) VALUES
+		('site-a', '[10.231.90.2]:25', 1, 1), ('site-b', '[127.0.0.1]:2526', 2, 0);"
+fi
 cp "$RR/rerouter.conf" "$CONF"
 check "the lab configuration passes --check-config" rerouterd --check-config
 systemctl restart postfix.service
@@ -83,6 +92,8 @@ caps=$(awk '/^Cap(Inh|Prm|Eff|Bnd|Amb):/ { printf "%s=%s ", $1, $2 }' /proc/$pid
 echo "caps $caps" >>"$OUT"
 check "only CAP_NET_RAW (permitted, effective, bounding, ambient)" test "$caps" = \
 	"CapInh:=0000000000002000 CapPrm:=0000000000002000 CapEff:=0000000000002000 CapBnd:=0000000000002000 CapAmb:=0000000000002000 "
+check "the SMTP password reaches the unit as a credential" \
+	sh -c "test \"\$(tr '\\0' '\\n' </proc/$pid/environ | sed -n 's/^CREDENTIALS_DIRECTORY=//p')\" = /run/credentials/rerouterd.service && test -e /run/credentials/rerouterd.service/smtp-password"
 check "supplementary group postdrop" sh -c "grep -q \"^Groups:.*\\b$(getent group postdrop | cut -d: -f3)\\b\" /proc/$pid/status"
 
 if [ "$WAN" = yes ]; then

@@ -50,6 +50,18 @@ mkdir -p "$ROOT"
 rr_on_cleanup "rm -rf '$ROOT'"
 tar -C "$ROOT" -xf "$TAR"
 
+rr_step "a fixture: databases made by the current build, as root, before the package"
+FIX=$ROOT/var/lib/rerouter
+mkdir -p "$FIX" "$ROOT/rr"
+printf '[check "x"]\ntype = tcp\ntarget = 127.0.0.1:25\n[agent]\nfailed_checks = 1\nstate_db = %s\n[transport]\ndatabase = %s\n' \
+	"$FIX/state.db" "$FIX/transport.db" >"$T/fixture.conf"
+"$RR_BUILDDIR/rerouterctl" -c "$T/fixture.conf" init >"$T/fixture.log" 2>&1 ||
+	{ cat "$T/fixture.log"; rr_die "rerouterctl init for the fixture failed"; }
+sqlite3 "$FIX/transport.db" "INSERT INTO send_connectors (name, smart_host, cost, enabled) VALUES
+	('site-a', '[10.231.90.2]:25', 1, 1), ('site-b', '[127.0.0.1]:2526', 2, 0);"
+chmod 0600 "$FIX/transport.db"
+touch "$ROOT/rr/fixture"
+
 rr_step "install the .deb with apt (no network: its dependencies are in the root)"
 # Not /tmp: systemd-nspawn mounts a tmpfs there.
 mkdir -p "$ROOT/rr"

@@ -43,3 +43,4 @@ tests_unit_check_state_LDADD = $(CHECK_TEST_LIBS)
 endif
 
 dist_noinst_SCRIPTS += tests/agent/test-daemon.sh
+dist_man8_MANS = agent/rerouterd.8 agent/rerouterctl.8

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "actions/actions.h"
 #include "actions/alert.h"
@@ -24,6 +25,7 @@ static void usage(FILE *f)
 		"      --check-config validate the configuration and exit (0 OK, 2 errors)\n"
 		"      --once         one run of the checks now; exit 0 passed, 1 failed\n"
 		"      --test-mail    send a test alert; exit 0 when the server accepted it\n"
+		"      --allow-root   run the daemon as root (refused without it)\n"
 		"  -h, --help         this text\n"
 		"  -V, --version      the version\n",
 		CFG_DEFAULT_PATH);
@@ -51,25 +53,27 @@ static void report_missing(const char *name, void *ud)
 
 int main(int argc, char **argv)
 {
-	enum { OPT_CHECK = 256, OPT_ONCE, OPT_TEST_MAIL };
+	enum { OPT_CHECK = 256, OPT_ONCE, OPT_TEST_MAIL, OPT_ALLOW_ROOT };
 	static const struct option opts[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "check-config", no_argument, NULL, OPT_CHECK },
 		{ "once", no_argument, NULL, OPT_ONCE },
 		{ "test-mail", no_argument, NULL, OPT_TEST_MAIL },
+		{ "allow-root", no_argument, NULL, OPT_ALLOW_ROOT },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ 0 },
 	};
 	const char *path = CFG_DEFAULT_PATH;
-	bool verbose = false;
+	bool verbose = false, allow_root = false;
 	int mode = 0, c;
 
 	while ((c = getopt_long(argc, argv, "c:vhV", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c': path = optarg; break;
 		case 'v': verbose = true; break;
+		case OPT_ALLOW_ROOT: allow_root = true; break;
 		case OPT_CHECK: case OPT_ONCE: case OPT_TEST_MAIL:
 			if (mode && mode != c) {
 				fprintf(stderr, "rerouterd: --check-config, --once and --test-mail exclude each other\n");
@@ -85,6 +89,14 @@ int main(int argc, char **argv)
 	if (optind < argc) {
 		fprintf(stderr, "rerouterd: unexpected argument '%s'\n", argv[optind]);
 		usage(stderr);
+		return 2;
+	}
+
+	/* The daemon needs only CAP_NET_RAW and a polkit rule (SPEC section 9);
+	 * as root a bug in a probe parser would own the machine. */
+	if (mode == 0 && geteuid() == 0 && !allow_root) {
+		fprintf(stderr, "rerouterd: refusing to run as root: start it as the _rerouter user "
+			"(systemctl start rerouterd) or pass --allow-root\n");
 		return 2;
 	}
 

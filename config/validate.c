@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -186,7 +187,16 @@ static void set_defaults(struct ctx *x)
 	c->agent.failed_runs = 2;
 	c->agent.passed_runs = 2;
 	c->agent.initial_state = INITIAL_LAST;
-	c->agent.state_db = xstrdup(x, "/var/lib/rerouter/state.db");
+	/* Under systemd, StateDirectory= tells where state lives (rerouterd@NAME:
+	 * /var/lib/rerouter/NAME); the first of a ':' list is ours. */
+	const char *sd = getenv("STATE_DIRECTORY");
+	size_t sdn = sd ? strcspn(sd, ":") : 0;
+	if (sd && sd[0] == '/' && sdn + sizeof "/state.db" <= PATH_MAX) {
+		char buf[PATH_MAX];
+		snprintf(buf, sizeof buf, "%.*s/state.db", (int)sdn, sd);
+		c->agent.state_db = xstrdup(x, buf);
+	} else
+		c->agent.state_db = xstrdup(x, "/var/lib/rerouter/state.db");
 
 	c->ping.count = 3;
 	c->ping.min_replies = 2;
@@ -308,6 +318,37 @@ static void check_password_file(struct ctx *x, const struct cfg_sect *s, const c
 		    (unsigned)(st.st_mode & 07777), path);
 }
 
+#define CRED_PREFIX "${CREDENTIALS_DIRECTORY}/"
+
+/* password_file, with ${CREDENTIALS_DIRECTORY}/NAME (systemd's LoadCredential=,
+ * SPEC section 9) expanded. Outside the unit (an admin's --check-config) the
+ * variable is unset: the path is kept as written and not checked, and the
+ * mail thread reports it at the first alert if the daemon really runs so. */
+static bool get_password_file(struct ctx *x, const struct cfg_sect *s, char **out)
+{
+	const char *v = raw(s, K_MAIL_PASSWORD_FILE), *dir = getenv("CREDENTIALS_DIRECTORY");
+
+	if (!v || strncmp(v, CRED_PREFIX, strlen(CRED_PREFIX)) != 0)
+		return get_path(x, s, K_MAIL_PASSWORD_FILE, true, out);
+	const char *name = v + strlen(CRED_PREFIX);
+	if (!*name || strchr(name, '/') || strpbrk(name, " \t")) {
+		bad(x, s, K_MAIL_PASSWORD_FILE, 0, "expected ${CREDENTIALS_DIRECTORY}/NAME, got '%s'", v);
+		return false;
+	}
+	free(*out);
+	*out = NULL;
+	if (!dir || dir[0] != '/') {
+		*out = xstrdup(x, v);
+		return true;
+	}
+	size_t n = strlen(dir) + 1 + strlen(name) + 1;
+	if ((*out = malloc(n)))
+		snprintf(*out, n, "%s/%s", dir, name);
+	else
+		x->p->oom = true;
+	return *out != NULL;
+}
+
 static void build_mail(struct ctx *x)
 {
 	const struct cfg_sect *s = x->sec[SEC_MAIL];
@@ -353,10 +394,11 @@ static void build_mail(struct ctx *x)
 		c->mail.starttls = (enum cfg_starttls)e;
 	if ((v = raw(s, K_MAIL_USERNAME)) && *v && !has_ctrl(x, s, K_MAIL_USERNAME, v))
 		c->mail.username = xstrdup(x, v);
-	if (get_path(x, s, K_MAIL_PASSWORD_FILE, true, &c->mail.password_file) && c->mail.password_file) {
+	if (get_password_file(x, s, &c->mail.password_file) && c->mail.password_file) {
 		if (!c->mail.username)
 			bad(x, s, K_MAIL_PASSWORD_FILE, 0, "set without username");
-		check_password_file(x, s, c->mail.password_file);
+		if (strncmp(c->mail.password_file, CRED_PREFIX, strlen(CRED_PREFIX)) != 0)
+			check_password_file(x, s, c->mail.password_file);
 	}
 	/* A password must never cross the network in clear. */
 	if (c->mail.username && c->mail.starttls == STARTTLS_NEVER &&

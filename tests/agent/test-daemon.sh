@@ -159,7 +159,7 @@ wait_for 5 test -S "$T/notify.sock" || fail "notify socket listener did not star
 
 DPID=""
 start_daemon() { # LOGFILE
-	"$RERD" -v -c "$T/rerouter.conf" >>"$1" 2>&1 &
+	"$RERD" --allow-root -v -c "$T/rerouter.conf" >>"$1" 2>&1 &
 	DPID=$!
 	spawned "$DPID"
 }
@@ -203,7 +203,7 @@ CONF
 LE=$T/edge.log
 # Not a wait for a condition: the start is placed relative to the boundary.
 (sleep "$(date +%s.%N | awk -v e="$EDGE" '{ d = e - 5 - $1; print (d > 0 ? d : 0) }')"
- exec "$RERD" -v -c "$T/edge.conf" >"$LE" 2>&1) &
+ exec "$RERD" --allow-root -v -c "$T/edge.conf" >"$LE" 2>&1) &
 EPID=$!
 spawned "$EPID"
 echo "edge daemon: its window opens at $(date +%T -d "@$EDGE"), in $((EDGE - $(date +%s))) s"

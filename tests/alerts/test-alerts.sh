@@ -259,7 +259,7 @@ RR_MAIL_SERVER="smtp://$IP:24039" RR_DRIVER_DEADLINE_MS=300 "$D" "$db" run "$c1"
 [ "$(pending "$db")" = 1 ] || fail "alert not queued before the daemon starts"
 sed -e "s|^state_db = .*|state_db = $db|" -e "s|^server = .*|server = smtp://$IP:24032|" \
 	-e "s|^timeout = .*|timeout = 30s|" "$T/rerouter.conf" >"$T/stall.conf"
-"$RR_BUILDDIR/rerouterd" -c "$T/stall.conf" >"$T/d7.log" 2>&1 &
+"$RR_BUILDDIR/rerouterd" --allow-root -c "$T/stall.conf" >"$T/d7.log" 2>&1 &
 RD=$!; PIDS="$PIDS $RD"
 if wait_for 10 grep -q "holding the reply" "$T/py7.log"; then
 	ok "the daemon's transfer hangs at the end of data"

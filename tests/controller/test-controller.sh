@@ -131,7 +131,7 @@ ROUTE_A="smtp:[10.231.40.2]:25"
 ROUTE_B="smtp:[127.0.40.2]:20025"
 DPID=""
 daemon_start() { # CONF LOG
-	"$RERD" -v -c "$1" </dev/null >>"$2" 2>&1 &
+	"$RERD" -v --allow-root -c "$1" </dev/null >>"$2" 2>&1 &
 	DPID=$!
 	rr_on_cleanup "rr_kill_pid $DPID"
 }

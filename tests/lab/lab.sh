@@ -297,7 +297,7 @@ EOF
 lab_daemon_start() {
 	# Own process group: a Ctrl-C on the terminal reaches the script, whose
 	# cleanup stops the daemon in order.
-	setsid "$LAB_RERD" -c "$LAB_CONF" </dev/null >>"$LAB_DIR/rerouterd.log" 2>&1 &
+	setsid "$LAB_RERD" --allow-root -c "$LAB_CONF" </dev/null >>"$LAB_DIR/rerouterd.log" 2>&1 &
 	LAB_DAEMON_PID=$!
 	rr_on_cleanup "rr_kill_pid $LAB_DAEMON_PID 5"
 	# Ready when it logged something and made at least one run (status answers).

@@ -19,6 +19,7 @@
 #include "agent/change.h"
 #include "agent/curl_loop.h"
 #include "agent/log.h"
+#include "agent/strbuf.h"
 
 /* The alerts table is created with the rest of the state database (agent/schema.c). */
 
@@ -112,62 +113,6 @@ static void format_local(uint64_t usec, char *buf, size_t size)
 	strftime(buf, size, "%Y-%m-%d %H:%M:%S %z", &tm);
 }
 
-static void format_duration(uint64_t usec, char *buf, size_t size)
-{
-	uint64_t s = usec / USEC_PER_SEC;
-	uint64_t d = s / 86400, h = s / 3600 % 24, m = s / 60 % 60;
-
-	if (d)
-		snprintf(buf, size, "%" PRIu64 "d %" PRIu64 "h %" PRIu64 "m", d, h, m);
-	else if (h)
-		snprintf(buf, size, "%" PRIu64 "h %" PRIu64 "m", h, m);
-	else if (m)
-		snprintf(buf, size, "%" PRIu64 "m %" PRIu64 "s", m, s % 60);
-	else
-		snprintf(buf, size, "%" PRIu64 "s", s);
-}
-
-/* A growing string (allocation failure sticks and is reported at the end). */
-struct buf {
-	char *s;
-	size_t len;
-	bool failed;
-};
-
-static void __attribute__((format(printf, 2, 3))) bprintf(struct buf *b, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	if (b->failed)
-		return;
-	va_start(ap, fmt);
-	n = vsnprintf(NULL, 0, fmt, ap);
-	va_end(ap);
-	char *p = n < 0 ? NULL : realloc(b->s, b->len + (size_t)n + 1);
-	if (!p) {
-		b->failed = true;
-		return;
-	}
-	b->s = p;
-	va_start(ap, fmt);
-	vsnprintf(b->s + b->len, (size_t)n + 1, fmt, ap);
-	va_end(ap);
-	b->len += (size_t)n;
-}
-
-static int buf_take(struct buf *b, char **ret)
-{
-	if (b->failed || !b->s) {
-		/* Cleared: callers free b->s again on their way out. */
-		free(b->s);
-		b->s = NULL;
-		return -ENOMEM;
-	}
-	*ret = b->s;
-	return 0;
-}
-
 static void subject_for(const char *state, char *buf, size_t size)
 {
 	char up[16];
@@ -180,7 +125,7 @@ static void subject_for(const char *state, char *buf, size_t size)
 int alerts_compose_change(sqlite3 *db, int64_t change_id, char **ret_state, char **ret_body)
 {
 	sqlite3_stmt *st = NULL;
-	struct buf b = { 0 };
+	struct strbuf b = { 0 };
 	char *state = NULL;
 	int r;
 
@@ -214,20 +159,20 @@ int alerts_compose_change(sqlite3 *db, int64_t change_id, char **ret_state, char
 	state_upper(new_state ? new_state : "?", nu, sizeof nu);
 	state_upper(old_state ? old_state : "?", ou, sizeof ou);
 	format_local(at_usec, when, sizeof when);
-	bprintf(&b, "The internet connection of %s is %s.\n\n", mail_hostname(), nu);
-	bprintf(&b, "Time:      %s (%s)\n", when, at ? at : "");
+	strbuf_printf(&b, "The internet connection of %s is %s.\n\n", mail_hostname(), nu);
+	strbuf_printf(&b, "Time:      %s (%s)\n", when, at ? at : "");
 	if (since_known && since <= at_usec) {
-		format_duration(at_usec - since, held, sizeof held);
+		clock_format_duration(at_usec - since, held, sizeof held);
 		format_local(since, since_s, sizeof since_s);
-		bprintf(&b, "Previous:  %s for %s (since %s)\n", ou, held, since_s);
+		strbuf_printf(&b, "Previous:  %s for %s (since %s)\n", ou, held, since_s);
 	} else {
-		bprintf(&b, "Previous:  %s (for how long is not known)\n", ou);
+		strbuf_printf(&b, "Previous:  %s (for how long is not known)\n", ou);
 	}
 	if (no_backup)
-		bprintf(&b, "\nNo backup path answered: nothing was rewired.\n");
-	bprintf(&b, "\nDeciding runs:\n%s", runs && runs[0] ? runs : "(not recorded)\n");
+		strbuf_printf(&b, "\nNo backup path answered: nothing was rewired.\n");
+	strbuf_printf(&b, "\nDeciding runs:\n%s", runs && runs[0] ? runs : "(not recorded)\n");
 	if (b.len && b.s[b.len - 1] != '\n')
-		bprintf(&b, "\n");
+		strbuf_printf(&b, "\n");
 	sqlite3_finalize(st);
 
 	r = db_prepare(db,
@@ -237,18 +182,18 @@ int alerts_compose_change(sqlite3 *db, int64_t change_id, char **ret_state, char
 	if (r < 0)
 		goto out;
 	sqlite3_bind_int64(st, 1, change_id);
-	bprintf(&b, "\nActions:\n");
+	strbuf_printf(&b, "\nActions:\n");
 	int n = 0, rc;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		const char *detail = (const char *)sqlite3_column_text(st, 2);
 		int attempts = sqlite3_column_int(st, 3);
-		bprintf(&b, "  %-11s %s", (const char *)sqlite3_column_text(st, 0),
+		strbuf_printf(&b, "  %-11s %s", (const char *)sqlite3_column_text(st, 0),
 			(const char *)sqlite3_column_text(st, 1));
 		if (detail && detail[0])
-			bprintf(&b, ": %s", detail);
+			strbuf_printf(&b, ": %s", detail);
 		if (attempts > 1)
-			bprintf(&b, " (%d attempts)", attempts);
-		bprintf(&b, "\n");
+			strbuf_printf(&b, " (%d attempts)", attempts);
+		strbuf_printf(&b, "\n");
 		n++;
 	}
 	if (rc != SQLITE_DONE) {
@@ -257,8 +202,8 @@ int alerts_compose_change(sqlite3 *db, int64_t change_id, char **ret_state, char
 		goto out;
 	}
 	if (n == 0)
-		bprintf(&b, "  (none recorded)\n");
-	r = buf_take(&b, ret_body);
+		strbuf_printf(&b, "  (none recorded)\n");
+	r = strbuf_take(&b, ret_body);
 	b.s = NULL;
 	if (r == 0) {
 		*ret_state = state;
@@ -393,7 +338,7 @@ int alerts_peek(struct alerts *a, char **ret_subject, char **ret_body, size_t *r
 		int64_t *ret_upto)
 {
 	sqlite3_stmt *st = NULL;
-	struct buf states = { 0 }, parts = { 0 }, b = { 0 };
+	struct strbuf states = { 0 }, parts = { 0 }, b = { 0 };
 	char *first_subject = NULL, last_state[16] = "";
 	size_t n = 0;
 	int64_t upto = 0;
@@ -415,10 +360,10 @@ int alerts_peek(struct alerts *a, char **ret_subject, char **ret_body, size_t *r
 			r = -ENOMEM;
 			goto out;
 		}
-		bprintf(&states, "%s%s", n ? ", " : "", state);
+		strbuf_printf(&states, "%s%s", n ? ", " : "", state);
 		snprintf(last_state, sizeof last_state, "%s", state);
 		n++;
-		bprintf(&parts, "\n==== Change %zu ====\n\n%s", n, (const char *)sqlite3_column_text(st, 3));
+		strbuf_printf(&parts, "\n==== Change %zu ====\n\n%s", n, (const char *)sqlite3_column_text(st, 3));
 	}
 	if (rc != SQLITE_DONE) {
 		r = -EIO;
@@ -440,22 +385,22 @@ int alerts_peek(struct alerts *a, char **ret_subject, char **ret_body, size_t *r
 			r = -EIO;
 			goto out;
 		}
-		bprintf(&b, "%s", (const char *)sqlite3_column_text(st, 0));
+		strbuf_printf(&b, "%s", (const char *)sqlite3_column_text(st, 0));
 	} else {
 		char subject[512], up[16];
 		subject_for(last_state, subject, sizeof subject);
-		bprintf(&b, "%s (%zu changes: %s)", subject, n, states.s ? states.s : "");
-		if ((r = buf_take(&b, ret_subject)) < 0)
+		strbuf_printf(&b, "%s (%zu changes: %s)", subject, n, states.s ? states.s : "");
+		if ((r = strbuf_take(&b, ret_subject)) < 0)
 			goto out;
-		b = (struct buf){ 0 };
+		b = (struct strbuf){ 0 };
 		state_upper(last_state, up, sizeof up);
-		bprintf(&b,
+		strbuf_printf(&b,
 			"The internet connection of %s changed state %zu times since the last alert "
 			"(%s); it is now %s.\nThey come in one mail because they were closer "
 			"together than [mail] min_gap.\n%s",
 			mail_hostname(), n, states.s ? states.s : "", up, parts.s ? parts.s : "");
 	}
-	r = buf_take(&b, ret_body);
+	r = strbuf_take(&b, ret_body);
 	b.s = NULL;
 	if (r < 0) {
 		free(*ret_subject);

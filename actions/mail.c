@@ -11,49 +11,8 @@
 #include <unistd.h>
 
 #include "actions/mail.h"
+#include "agent/strbuf.h"
 #include "agent/worker.h"
-
-/* A growing string; on allocation failure it stays failed and sb_take() says so. */
-struct sb {
-	char *s;
-	size_t len, cap;
-	bool failed;
-};
-
-static void sb_addn(struct sb *b, const char *s, size_t n)
-{
-	if (b->failed)
-		return;
-	if (b->len + n + 1 > b->cap) {
-		size_t cap = b->cap ? b->cap : 256;
-		while (cap < b->len + n + 1)
-			cap *= 2;
-		char *p = realloc(b->s, cap);
-		if (!p) {
-			b->failed = true;
-			return;
-		}
-		b->s = p, b->cap = cap;
-	}
-	memcpy(b->s + b->len, s, n);
-	b->len += n;
-	b->s[b->len] = '\0';
-}
-
-static void sb_add(struct sb *b, const char *s)
-{
-	sb_addn(b, s, strlen(s));
-}
-
-static int sb_take(struct sb *b, char **ret)
-{
-	if (b->failed || !b->s) {
-		free(b->s);
-		return -ENOMEM;
-	}
-	*ret = b->s;
-	return 0;
-}
 
 void mail_format_date(uint64_t realtime_usec, char *buf, size_t size)
 {
@@ -82,19 +41,19 @@ const char *mail_hostname(void)
 
 /* Header values come from the configuration and the hostname: a CR or LF in
  * them would start a new header, so they are replaced. */
-static void sb_add_header(struct sb *b, const char *name, const char *value)
+static void sb_add_header(struct strbuf *b, const char *name, const char *value)
 {
-	sb_add(b, name);
-	sb_add(b, ": ");
+	strbuf_add(b, name);
+	strbuf_add(b, ": ");
 	for (const char *p = value; *p; p++)
-		sb_addn(b, (*p == '\r' || *p == '\n') ? " " : p, 1);
-	sb_add(b, "\r\n");
+		strbuf_addn(b, (*p == '\r' || *p == '\n') ? " " : p, 1);
+	strbuf_add(b, "\r\n");
 }
 
 int mail_compose(const char *hostname, const char *from, const struct cfg_list *to,
 		 const char *subject, const char *body, uint64_t now_usec, char **ret)
 {
-	struct sb b = { 0 };
+	struct strbuf b = { 0 };
 	char date[64], msgid[320];
 	uint64_t rnd = 0;
 
@@ -107,33 +66,33 @@ int mail_compose(const char *hostname, const char *from, const struct cfg_list *
 	sb_add_header(&b, "Date", date);
 	sb_add_header(&b, "Message-ID", msgid);
 	sb_add_header(&b, "From", from);
-	sb_add(&b, "To: ");
+	strbuf_add(&b, "To: ");
 	for (size_t i = 0; i < to->n; i++) {
 		if (i)
-			sb_add(&b, ",\r\n ");
+			strbuf_add(&b, ",\r\n ");
 		for (const char *p = to->v[i]; *p; p++)
-			sb_addn(&b, (*p == '\r' || *p == '\n') ? " " : p, 1);
+			strbuf_addn(&b, (*p == '\r' || *p == '\n') ? " " : p, 1);
 	}
-	sb_add(&b, "\r\n");
+	strbuf_add(&b, "\r\n");
 	sb_add_header(&b, "Subject", subject);
 	sb_add_header(&b, "MIME-Version", "1.0");
 	sb_add_header(&b, "Content-Type", "text/plain; charset=UTF-8");
 	sb_add_header(&b, "Content-Transfer-Encoding", "8bit");
 	sb_add_header(&b, "Auto-Submitted", "auto-generated");
-	sb_add(&b, "\r\n");
+	strbuf_add(&b, "\r\n");
 	/* Every line ends in CRLF; a bare CR is dropped. Leading dots are left
 	 * alone: curl dot-stuffs the DATA stream itself. */
 	for (const char *p = body; *p; p++) {
 		if (*p == '\r')
 			continue;
 		if (*p == '\n')
-			sb_add(&b, "\r\n");
+			strbuf_add(&b, "\r\n");
 		else
-			sb_addn(&b, p, 1);
+			strbuf_addn(&b, p, 1);
 	}
 	if (b.len < 2 || memcmp(b.s + b.len - 2, "\r\n", 2) != 0)
-		sb_add(&b, "\r\n");
-	return sb_take(&b, ret);
+		strbuf_add(&b, "\r\n");
+	return strbuf_take(&b, ret);
 }
 
 /* The envelope wants the bare address: "Admin <admin@example.org>" and

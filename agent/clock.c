@@ -1,5 +1,6 @@
 #include "config.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 
 #include "agent/clock.h"
@@ -28,4 +29,19 @@ void clock_format_local(uint64_t realtime_usec, char *buf, size_t size)
 
 	if (!localtime_r(&t, &tm) || strftime(buf, size, "%Y-%m-%d %H:%M:%S %Z", &tm) == 0)
 		snprintf(buf, size, "?");
+}
+
+void clock_format_duration(uint64_t usec, char *buf, size_t size)
+{
+	uint64_t s = usec / 1000000;
+	uint64_t d = s / 86400, h = s / 3600 % 24, m = s / 60 % 60;
+
+	if (d)
+		snprintf(buf, size, "%" PRIu64 "d %" PRIu64 "h %" PRIu64 "m", d, h, m);
+	else if (h)
+		snprintf(buf, size, "%" PRIu64 "h %" PRIu64 "m", h, m);
+	else if (m)
+		snprintf(buf, size, "%" PRIu64 "m %" PRIu64 "s", m, s % 60);
+	else
+		snprintf(buf, size, "%" PRIu64 "s", s);
 }

@@ -40,16 +40,10 @@ static const char *col(sqlite3_stmt *st, int i)
 
 static void print_duration(uint64_t usec)
 {
-	uint64_t s = usec / USEC_PER_SEC;
+	char buf[48];
 
-	if (s >= 86400)
-		printf("%llud %lluh", (unsigned long long)(s / 86400), (unsigned long long)(s % 86400 / 3600));
-	else if (s >= 3600)
-		printf("%lluh %llum", (unsigned long long)(s / 3600), (unsigned long long)(s % 3600 / 60));
-	else if (s >= 60)
-		printf("%llum %llus", (unsigned long long)(s / 60), (unsigned long long)(s % 60));
-	else
-		printf("%llus", (unsigned long long)s);
+	clock_format_duration(usec, buf, sizeof buf);
+	fputs(buf, stdout);
 }
 
 static int print_checks(sqlite3 *db, int64_t run_id)

@@ -18,6 +18,8 @@ librerouter_la_SOURCES += \
 	agent/schema.h \
 	agent/state.c \
 	agent/state.h \
+	agent/strbuf.c \
+	agent/strbuf.h \
 	agent/vote.c \
 	agent/vote.h \
 	agent/window.c \

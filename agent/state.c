@@ -12,6 +12,7 @@
 #include "agent/log.h"
 #include "agent/schema.h"
 #include "agent/state.h"
+#include "agent/strbuf.h"
 
 static int sql_err(sqlite3 *db, int rc, const char *what)
 {
@@ -333,47 +334,10 @@ out:
 	return r;
 }
 
-/* A growing string. */
-struct sbuf {
-	char *s;
-	size_t len, cap;
-	bool oom;
-};
-
-static void __attribute__((format(printf, 2, 3))) sb_printf(struct sbuf *b, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	if (b->oom)
-		return;
-	for (;;) {
-		va_start(ap, fmt);
-		n = vsnprintf(b->s ? b->s + b->len : NULL, b->s ? b->cap - b->len : 0, fmt, ap);
-		va_end(ap);
-		if (n < 0) {
-			b->oom = true;
-			return;
-		}
-		if (b->s && b->len + (size_t)n < b->cap) {
-			b->len += (size_t)n;
-			return;
-		}
-		size_t cap = (b->cap ? b->cap * 2 : 1024) + (size_t)n;
-		char *ns = realloc(b->s, cap);
-		if (!ns) {
-			b->oom = true;
-			return;
-		}
-		b->s = ns;
-		b->cap = cap;
-	}
-}
-
 int state_window_text(sqlite3 *db, char **ret)
 {
 	sqlite3_stmt *st = NULL;
-	struct sbuf b = { 0 };
+	struct strbuf b = { 0 };
 	int64_t last_run = -1;
 	unsigned nrun = 0;
 	int rc, r = 0;
@@ -389,14 +353,14 @@ int state_window_text(sqlite3 *db, char **ret)
 		r = sql_err(db, rc, "read window");
 		goto out;
 	}
-	sb_printf(&b, "%s", "");
+	strbuf_printf(&b, "%s", "");
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		int64_t id = sqlite3_column_int64(st, 0);
 		if (id != last_run) {
 			char when[64];
 			clock_format_local((uint64_t)sqlite3_column_int64(st, 1), when, sizeof when);
 			nrun++;
-			sb_printf(&b, "%sRun %u at %s: %s (%d of %d link checks failed)\n",
+			strbuf_printf(&b, "%sRun %u at %s: %s (%d of %d link checks failed)\n",
 				  nrun > 1 ? "\n" : "", nrun, when,
 				  sqlite3_column_int(st, 2) ? "FAILED" : "PASSED", sqlite3_column_int(st, 3),
 				  sqlite3_column_int(st, 4));
@@ -406,7 +370,7 @@ int state_window_text(sqlite3 *db, char **ret)
 			continue;
 		const char *reason = (const char *)sqlite3_column_text(st, 10);
 		bool passed = sqlite3_column_int(st, 9) != 0;
-		sb_printf(&b, "  %-20s %-4s %-30s %s%s  %s  %lld ms\n", (const char *)sqlite3_column_text(st, 5),
+		strbuf_printf(&b, "  %-20s %-4s %-30s %s%s  %s  %lld ms\n", (const char *)sqlite3_column_text(st, 5),
 			  (const char *)sqlite3_column_text(st, 6), (const char *)sqlite3_column_text(st, 7),
 			  passed ? "pass" : "fail",
 			  strcmp((const char *)sqlite3_column_text(st, 8), "backup") ? "" : " (backup)",
@@ -417,7 +381,7 @@ int state_window_text(sqlite3 *db, char **ret)
 		r = sql_err(db, rc, "read window");
 		goto out;
 	}
-	if (b.oom) {
+	if (b.failed) {
 		r = -ENOMEM;
 		goto out;
 	}

@@ -163,11 +163,83 @@ static int read_password(const char *path, char *buf, size_t size, char *errmsg,
 	return 0;
 }
 
+/* The URL's path is what curl presents in EHLO; without one it says
+ * "localhost", which some servers refuse. */
+static void server_url(const char *server, char *url, size_t size)
+{
+	const char *rest = strstr(server, "://");
+
+	if (rest && !strchr(rest + 3, '/'))
+		snprintf(url, size, "%s/%s", server, mail_hostname());
+	else
+		snprintf(url, size, "%s", server);
+}
+
+/* Everything but the credentials; 0 or -EINVAL. */
+static int set_options(struct mail_xfer *x, const struct cfg *cfg, const char *url, const char *from)
+{
+	/* With a password to send, "auto" means TLS or nothing: a stripped
+	 * STARTTLS must not make curl send AUTH in clear. */
+	long use_ssl = cfg->mail.starttls == STARTTLS_ALWAYS ? (long)CURLUSESSL_ALL
+		     : cfg->mail.starttls == STARTTLS_NEVER ? (long)CURLUSESSL_NONE
+		     : cfg->mail.username                   ? (long)CURLUSESSL_ALL
+							    : (long)CURLUSESSL_TRY;
+	long timeout_ms = (long)(cfg->mail.timeout_usec / 1000);
+	CURL *e = x->easy;
+
+	if (timeout_ms <= 0)
+		timeout_ms = 30000;
+	if (curl_easy_setopt(e, CURLOPT_URL, url) != CURLE_OK ||
+	    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "smtp,smtps") != CURLE_OK ||
+	    curl_easy_setopt(e, CURLOPT_PROXY, "") != CURLE_OK ||
+	    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L) != CURLE_OK ||
+	    curl_easy_setopt(e, CURLOPT_MAIL_FROM, from) != CURLE_OK ||
+	    curl_easy_setopt(e, CURLOPT_MAIL_RCPT, x->rcpt) != CURLE_OK ||
+	    curl_easy_setopt(e, CURLOPT_UPLOAD, 1L) != CURLE_OK ||
+	    curl_easy_setopt(e, CURLOPT_READFUNCTION, read_cb) != CURLE_OK ||
+	    curl_easy_setopt(e, CURLOPT_READDATA, x) != CURLE_OK ||
+	    curl_easy_setopt(e, CURLOPT_INFILESIZE_LARGE, (curl_off_t)x->len) != CURLE_OK ||
+	    curl_easy_setopt(e, CURLOPT_USE_SSL, use_ssl) != CURLE_OK ||
+	    curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L) != CURLE_OK ||
+	    curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L) != CURLE_OK ||
+	    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms) != CURLE_OK ||
+	    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout_ms) != CURLE_OK ||
+	    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->errbuf) != CURLE_OK ||
+	    curl_easy_setopt(e, CURLOPT_DEBUGFUNCTION, debug_cb) != CURLE_OK ||
+	    curl_easy_setopt(e, CURLOPT_DEBUGDATA, x) != CURLE_OK ||
+	    curl_easy_setopt(e, CURLOPT_VERBOSE, 1L) != CURLE_OK)
+		return -EINVAL;
+	return 0;
+}
+
+/* SMTP AUTH, when a username is set; the password is wiped at once. */
+static int set_credentials(struct mail_xfer *x, const struct cfg *cfg, char *errmsg, size_t errsize)
+{
+	char password[1024] = "";
+	int r;
+
+	if (!cfg->mail.username || !cfg->mail.username[0])
+		return 0;
+	if (cfg->mail.password_file && cfg->mail.password_file[0] &&
+	    (r = read_password(cfg->mail.password_file, password, sizeof password, errmsg, errsize)) < 0)
+		return r;
+	/* curl keeps its own copy. */
+	CURLcode c1 = curl_easy_setopt(x->easy, CURLOPT_USERNAME, cfg->mail.username);
+	CURLcode c2 = curl_easy_setopt(x->easy, CURLOPT_PASSWORD, password);
+	explicit_bzero(password, sizeof password);
+	if (c1 != CURLE_OK || c2 != CURLE_OK) {
+		snprintf(errmsg, errsize, "libcurl refused the SMTP credentials");
+		return -EINVAL;
+	}
+	return 0;
+}
+
 int mail_xfer_new(const struct cfg *cfg, char *message, struct mail_xfer **ret,
 		  char *errmsg, size_t errsize)
 {
+	const char *server = cfg->mail.server ? cfg->mail.server : "smtp://localhost:25";
 	struct mail_xfer *x;
-	char from[512], url[1024], password[1024];
+	char from[512], url[1024];
 	int r = -ENOMEM;
 
 	errmsg[0] = '\0';
@@ -191,68 +263,13 @@ int mail_xfer_new(const struct cfg *cfg, char *message, struct mail_xfer **ret,
 		x->rcpt = l;
 	}
 	envelope_addr(cfg->mail.from, from, sizeof from);
-
-	/* The URL's path is what curl presents in EHLO; without one it says
-	 * "localhost", which some servers refuse. */
-	const char *server = cfg->mail.server ? cfg->mail.server : "smtp://localhost:25";
-	const char *rest = strstr(server, "://");
-	if (rest && !strchr(rest + 3, '/'))
-		snprintf(url, sizeof url, "%s/%s", server, mail_hostname());
-	else
-		snprintf(url, sizeof url, "%s", server);
-
-	/* With a password to send, "auto" means TLS or nothing: a stripped
-	 * STARTTLS must not make curl send AUTH in clear. */
-	long use_ssl = cfg->mail.starttls == STARTTLS_ALWAYS ? (long)CURLUSESSL_ALL
-		     : cfg->mail.starttls == STARTTLS_NEVER ? (long)CURLUSESSL_NONE
-		     : cfg->mail.username                   ? (long)CURLUSESSL_ALL
-							    : (long)CURLUSESSL_TRY;
-	long timeout_ms = (long)(cfg->mail.timeout_usec / 1000);
-	if (timeout_ms <= 0)
-		timeout_ms = 30000;
-
-	CURL *e = x->easy;
-	if (curl_easy_setopt(e, CURLOPT_URL, url) != CURLE_OK ||
-	    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "smtp,smtps") != CURLE_OK ||
-	    curl_easy_setopt(e, CURLOPT_PROXY, "") != CURLE_OK ||
-	    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L) != CURLE_OK ||
-	    curl_easy_setopt(e, CURLOPT_MAIL_FROM, from) != CURLE_OK ||
-	    curl_easy_setopt(e, CURLOPT_MAIL_RCPT, x->rcpt) != CURLE_OK ||
-	    curl_easy_setopt(e, CURLOPT_UPLOAD, 1L) != CURLE_OK ||
-	    curl_easy_setopt(e, CURLOPT_READFUNCTION, read_cb) != CURLE_OK ||
-	    curl_easy_setopt(e, CURLOPT_READDATA, x) != CURLE_OK ||
-	    curl_easy_setopt(e, CURLOPT_INFILESIZE_LARGE, (curl_off_t)x->len) != CURLE_OK ||
-	    curl_easy_setopt(e, CURLOPT_USE_SSL, use_ssl) != CURLE_OK ||
-	    curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L) != CURLE_OK ||
-	    curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L) != CURLE_OK ||
-	    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms) != CURLE_OK ||
-	    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout_ms) != CURLE_OK ||
-	    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->errbuf) != CURLE_OK ||
-	    curl_easy_setopt(e, CURLOPT_DEBUGFUNCTION, debug_cb) != CURLE_OK ||
-	    curl_easy_setopt(e, CURLOPT_DEBUGDATA, x) != CURLE_OK ||
-	    curl_easy_setopt(e, CURLOPT_VERBOSE, 1L) != CURLE_OK) {
+	server_url(server, url, sizeof url);
+	if ((r = set_options(x, cfg, url, from)) < 0) {
 		snprintf(errmsg, errsize, "libcurl refused an SMTP option (server %s)", server);
-		r = -EINVAL;
 		goto fail;
 	}
-	if (cfg->mail.username && cfg->mail.username[0]) {
-		password[0] = '\0';
-		if (cfg->mail.password_file && cfg->mail.password_file[0]) {
-			r = read_password(cfg->mail.password_file, password, sizeof password, errmsg,
-					  errsize);
-			if (r < 0)
-				goto fail;
-		}
-		/* curl keeps its own copy; ours is wiped at once. */
-		CURLcode c1 = curl_easy_setopt(e, CURLOPT_USERNAME, cfg->mail.username);
-		CURLcode c2 = curl_easy_setopt(e, CURLOPT_PASSWORD, password);
-		explicit_bzero(password, sizeof password);
-		if (c1 != CURLE_OK || c2 != CURLE_OK) {
-			snprintf(errmsg, errsize, "libcurl refused the SMTP credentials");
-			r = -EINVAL;
-			goto fail;
-		}
-	}
+	if ((r = set_credentials(x, cfg, errmsg, errsize)) < 0)
+		goto fail;
 	*ret = x;
 	return 0;
 fail:

@@ -313,7 +313,7 @@ START_TEST(test_flood_bounded)
 	const char *words[] = { ": flood-out\n", ": flood-err\n" };
 
 	for (int i = 0; i < 2; i++) {
-		truncate(logpath, 0);
+		ck_assert_int_eq(truncate(logpath, 0), 0);
 		struct exec_outcome o = run(argvs[i], NULL, 500 * 1000ULL, 0);
 		ck_assert_int_eq(o.result, EXEC_TIMEOUT);
 		ck_assert_int_eq(o.code, SIGTERM);

@@ -12,6 +12,8 @@ librerouter_la_SOURCES += \
 	agent/daemon.c \
 	agent/log.c \
 	agent/log.h \
+	agent/schedule.c \
+	agent/schedule.h \
 	agent/state.c \
 	agent/state.h \
 	agent/vote.c \

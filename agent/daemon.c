@@ -21,6 +21,7 @@
 #include "actions/alert.h"
 #include "agent/agent.h"
 #include "agent/log.h"
+#include "agent/schedule.h"
 #include "agent/state.h"
 #include "agent/vote.h"
 #include "agent/window.h"
@@ -105,6 +106,16 @@ static int arm_run_timer(struct daemon *d, uint64_t at_mono)
 	if (r < 0)
 		log_err_errno(r, "cannot arm the run timer");
 	return r;
+}
+
+/* speed (issue 12): the next start, interval or fast_interval after the last
+ * start, as the window stands. */
+static void schedule_next_run(struct daemon *d)
+{
+	const struct cfg *c = d->cfg;
+
+	arm_run_timer(d, sched_next_start(&d->vote, d->run_start_mono, c->agent.interval_usec,
+					  c->agent.fast_interval_usec));
 }
 
 static void start_run(struct daemon *d);
@@ -219,6 +230,9 @@ static void on_run_done(struct probe_run *run, const struct probe_result *res, s
 		/* The run overran the interval: the next one starts now. */
 		d->run_due = false;
 		start_run(d);
+	} else if (!d->in_maintenance) {
+		/* speed: the verdict may have made the window disagree (or agree again). */
+		schedule_next_run(d);
 	}
 }
 
@@ -243,7 +257,7 @@ static void start_run(struct daemon *d)
 		d->run_cfg = d->cfg;
 		d->last_start_error = 0;
 	}
-	arm_run_timer(d, mono + d->cfg->agent.interval_usec);
+	schedule_next_run(d);
 }
 
 static int on_run_timer(sd_event_source *s, uint64_t usec, void *userdata)
@@ -433,10 +447,33 @@ static int on_reload(sd_event_source *s, const struct signalfd_siginfo *si, void
 	check_connectors(n);
 	/* The interval is measured from the last start. */
 	if (!d->in_maintenance && !d->run_due)
-		arm_run_timer(d, d->run_start_mono + n->agent.interval_usec);
+		schedule_next_run(d);
 	mw_update(d);
 	notify_status(d);
 	sd_notify(false, "READY=1");
+	return 0;
+}
+
+/* speed: a run now (SIGUSR1, a link event), or right after the one in flight. */
+static void request_run(struct daemon *d, const char *why)
+{
+	if (d->in_maintenance) {
+		log_info("%s: no run inside maintenance window %s", why, d->mw_name ? d->mw_name : "");
+		return;
+	}
+	if (d->run) {
+		log_info("%s: a run starts when the one in flight ends", why);
+		d->run_due = true;
+		return;
+	}
+	log_info("%s: starting a run now", why);
+	start_run(d);
+}
+
+static int on_run_now(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata)
+{
+	(void)s, (void)si;
+	request_run(userdata, "SIGUSR1");
 	return 0;
 }
 
@@ -505,6 +542,7 @@ int agent_main(const char *cfg_path, struct cfg *cfg, bool verbose)
 	sigaddset(&ss, SIGHUP);
 	sigaddset(&ss, SIGTERM);
 	sigaddset(&ss, SIGINT);
+	sigaddset(&ss, SIGUSR1);
 	/* SIGCHLD too, before any thread (curl's resolver, probe workers) exists:
 	 * sd_event_add_child() needs it blocked in every thread. */
 	sigaddset(&ss, SIGCHLD);
@@ -541,6 +579,7 @@ int agent_main(const char *cfg_path, struct cfg *cfg, bool verbose)
 	if ((r = sd_event_add_signal(d.e, NULL, SIGHUP, on_reload, &d)) < 0 ||
 	    (r = sd_event_add_signal(d.e, NULL, SIGTERM, on_stop, &d)) < 0 ||
 	    (r = sd_event_add_signal(d.e, NULL, SIGINT, on_stop, &d)) < 0 ||
+	    (r = sd_event_add_signal(d.e, NULL, SIGUSR1, on_run_now, &d)) < 0 ||
 	    (r = sd_event_add_time(d.e, &d.run_timer, CLOCK_MONOTONIC, 0, TIMER_ACCURACY_USEC, on_run_timer, &d)) < 0 ||
 	    (r = sd_event_add_time(d.e, &d.mw_timer, CLOCK_REALTIME, 0, TIMER_ACCURACY_USEC, on_mw_timer, &d)) < 0) {
 		log_err_errno(r, "cannot set up the event sources");

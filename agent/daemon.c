@@ -125,7 +125,7 @@ static void mw_enter(struct daemon *d, const struct cfg_window *w, bool discard)
 static void log_check(const struct probe_result *r)
 {
 	const struct cfg_check *c = r->check;
-	const char *res = probe_passed(r) ? "pass" : "fail";
+	const char *res = probe_passed(r) ? "pass" : probe_failed(r) ? "fail" : "cancelled";
 	struct log_field f[] = {
 		{ "REROUTER_CHECK", c->name },
 		{ "REROUTER_RESULT", res },
@@ -247,7 +247,7 @@ static void start_run(struct daemon *d)
 		return;
 	d->run_start_mono = mono;
 	d->run_start_real = clock_usec(CLOCK_REALTIME);
-	r = probe_run_start(d->e, d->cfg, on_run_done, d, &d->run);
+	r = probe_run_start_early(d->e, d->cfg, on_run_done, d, &d->run);
 	if (r < 0) {
 		d->run = NULL;
 		if (r != d->last_start_error)

@@ -253,7 +253,7 @@ int state_rejudge_window(sqlite3 *db, const struct cfg_check *checks, size_t n_c
 	if ((r = exec(db, "BEGIN IMMEDIATE;")) < 0)
 		return r;
 	rc = sqlite3_prepare_v2(db,
-				"SELECT r.id, c.name, c.passed FROM runs r LEFT JOIN run_checks c "
+				"SELECT r.id, c.name, c.passed OR c.outcome = 'cancelled' FROM runs r LEFT JOIN run_checks c "
 				"ON c.run_id = r.id AND c.role = 'link' WHERE r.in_window = 1 ORDER BY r.id, c.seq",
 				-1, &st, NULL);
 	if (rc == SQLITE_OK)

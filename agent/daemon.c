@@ -20,6 +20,7 @@
 #include "actions/actions.h"
 #include "actions/alert.h"
 #include "agent/agent.h"
+#include "agent/linkwatch.h"
 #include "agent/log.h"
 #include "agent/schedule.h"
 #include "agent/state.h"
@@ -54,6 +55,7 @@ struct daemon {
 
 	sd_event_source *mw_timer;
 	struct clockwatch *clockwatch;
+	struct linkwatch *linkwatch; /* [agent] watch_links; NULL: off */
 	bool in_maintenance;
 	char *mw_name;
 
@@ -120,6 +122,7 @@ static void schedule_next_run(struct daemon *d)
 
 static void start_run(struct daemon *d);
 static void mw_update(struct daemon *d);
+static void apply_watch_links(struct daemon *d, const struct cfg *c);
 static void mw_enter(struct daemon *d, const struct cfg_window *w, bool discard);
 
 static void log_check(const struct probe_result *r)
@@ -432,6 +435,7 @@ static int on_reload(sd_event_source *s, const struct signalfd_siginfo *si, void
 			  n->mail.present ? "added" : "removed");
 	d->cfg = n;
 	rejudge_window(d);
+	apply_watch_links(d, n);
 	actions_set_config(d->actions, n);
 	if (d->alerts)
 		alerts_set_config(d->alerts, n);
@@ -475,6 +479,28 @@ static int on_run_now(sd_event_source *s, const struct signalfd_siginfo *si, voi
 	(void)s, (void)si;
 	request_run(userdata, "SIGUSR1");
 	return 0;
+}
+
+static void on_link_event(const char *why, void *userdata)
+{
+	request_run(userdata, why);
+}
+
+/* speed: [agent] watch_links at start and after a reload. */
+static void apply_watch_links(struct daemon *d, const struct cfg *c)
+{
+	int r;
+
+	if (!c->agent.watch_links) {
+		d->linkwatch = linkwatch_free(d->linkwatch);
+		return;
+	}
+	if (d->linkwatch)
+		r = linkwatch_set_config(d->linkwatch, c);
+	else
+		r = linkwatch_new(d->e, c, on_link_event, d, &d->linkwatch);
+	if (r < 0)
+		log_warn_errno(r, "cannot watch the links (watch_links); runs start by the interval only");
 }
 
 static int on_stop(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata)
@@ -588,6 +614,7 @@ int agent_main(const char *cfg_path, struct cfg *cfg, bool verbose)
 	sd_event_source_set_enabled(d.mw_timer, SD_EVENT_OFF);
 	if ((r = clockwatch_new(d.e, on_clock_set, &d, &d.clockwatch)) < 0)
 		log_warn_errno(r, "cannot watch for wall clock changes; a clock set back is only seen at the next boundary");
+	apply_watch_links(&d, cfg);
 	if ((r = sd_event_set_watchdog(d.e, true)) < 0)
 		log_warn_errno(r, "cannot enable the watchdog");
 
@@ -608,6 +635,7 @@ out:
 	sd_event_source_unref(d.run_timer);
 	sd_event_source_unref(d.mw_timer);
 	d.clockwatch = clockwatch_free(d.clockwatch);
+	d.linkwatch = linkwatch_free(d.linkwatch);
 	d.db = d.db ? state_close(d.db) : NULL;
 	free(d.mw_name);
 	if (d.retired)

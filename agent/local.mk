@@ -10,6 +10,8 @@ librerouter_la_SOURCES += \
 	agent/curl_loop.c \
 	agent/curl_loop.h \
 	agent/daemon.c \
+	agent/linkwatch.c \
+	agent/linkwatch.h \
 	agent/log.c \
 	agent/log.h \
 	agent/schedule.c \

@@ -42,4 +42,4 @@ tests_unit_check_state_CFLAGS = $(CHECK_TEST_CFLAGS)
 tests_unit_check_state_LDADD = $(CHECK_TEST_LIBS)
 endif
 
-dist_noinst_SCRIPTS += tests/agent/test-daemon.sh
+dist_noinst_SCRIPTS += tests/agent/test-daemon.sh tests/agent/test-linkwatch.sh

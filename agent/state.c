@@ -433,7 +433,8 @@ int state_window_text(sqlite3 *db, char **ret)
 		bool passed = sqlite3_column_int(st, 9) != 0;
 		sb_printf(&b, "  %-20s %-4s %-30s %s%s  %s  %lld ms\n", (const char *)sqlite3_column_text(st, 5),
 			  (const char *)sqlite3_column_text(st, 6), (const char *)sqlite3_column_text(st, 7),
-			  passed ? "pass" : "fail",
+			  passed ? "pass"
+			  : strcmp((const char *)sqlite3_column_text(st, 12), "cancelled") ? "fail" : "cancelled",
 			  strcmp((const char *)sqlite3_column_text(st, 8), "backup") ? "" : " (backup)",
 			  reason && *reason ? reason : (const char *)sqlite3_column_text(st, 12),
 			  (long long)sqlite3_column_int64(st, 11));

@@ -41,7 +41,11 @@ struct lw_link {
 struct lw_addr {
 	int family;
 	unsigned char bytes[16];
+	int ifindex;              /* in the table of addresses seen; 0 for a source */
 };
+
+/* What an event says about the path, to name the most telling of a batch. */
+enum { RANK_NONE, RANK_ADDR, RANK_ROUTE, RANK_LINK };
 
 struct linkwatch {
 	sd_event *e;
@@ -50,8 +54,11 @@ struct linkwatch {
 	linkwatch_fn fn;
 	void *userdata;
 	bool dumping;             /* reading the table: nothing starts a run */
-	char why[128];            /* the first event of the burst */
-	unsigned burst;
+	int rank;                 /* of why, the event that starts the next run */
+	char why[128];
+	unsigned burst;           /* events since the last run started; 0: no window open */
+	struct lw_addr *addrs;    /* the addresses on the links, so that an update is no news */
+	size_t n_addrs;
 	struct lw_link *links;
 	size_t n_links;
 	char **src_names;         /* sources that are interface names */
@@ -91,35 +98,52 @@ static bool watched(const struct linkwatch *lw, const struct lw_link *l)
 	return l && (l->default_route || l->holds_source || named_source(lw, l->name));
 }
 
-__attribute__((format(printf, 2, 3)))
-static void event(struct linkwatch *lw, const char *fmt, ...)
+/* Events of one batch from the kernel are weighed together: the most telling
+ * names the run (flush_events). Events within 100 ms of a run started so
+ * count with it: a link going down also drops its routes and addresses. */
+__attribute__((format(printf, 3, 4)))
+static void event(struct linkwatch *lw, int rank, const char *fmt, ...)
 {
 	va_list ap;
 
 	if (lw->dumping)
 		return;
-	if (lw->burst++ == 0) {
-		va_start(ap, fmt);
-		vsnprintf(lw->why, sizeof lw->why, fmt, ap);
-		va_end(ap);
-		/* A fixed window from the first event: a storm cannot postpone the run. */
-		sd_event_source_set_time(lw->debounce, clock_usec(CLOCK_MONOTONIC) + DEBOUNCE_USEC);
-		sd_event_source_set_enabled(lw->debounce, SD_EVENT_ONESHOT);
+	if (lw->burst > 0) {
+		lw->burst++;
+		return;
 	}
+	if (rank <= lw->rank)
+		return;
+	lw->rank = rank;
+	va_start(ap, fmt);
+	vsnprintf(lw->why, sizeof lw->why, fmt, ap);
+	va_end(ap);
+}
+
+static void flush_events(struct linkwatch *lw)
+{
+	char why[sizeof lw->why + 16];
+
+	if (lw->rank == RANK_NONE)
+		return;
+	lw->rank = RANK_NONE;
+	lw->burst = 1;
+	/* A fixed window: a storm cannot start a run each time. */
+	sd_event_source_set_time(lw->debounce, clock_usec(CLOCK_MONOTONIC) + DEBOUNCE_USEC);
+	sd_event_source_set_enabled(lw->debounce, SD_EVENT_ONESHOT);
+	snprintf(why, sizeof why, "link event (%s)", lw->why);
+	lw->fn(why, lw->userdata);
 }
 
 static int on_debounce(sd_event_source *s, uint64_t usec, void *userdata)
 {
 	struct linkwatch *lw = userdata;
-	char why[sizeof lw->why + 48];
 
 	(void)s, (void)usec;
 	if (lw->burst > 1)
-		snprintf(why, sizeof why, "link event (%s, and %u more)", lw->why, lw->burst - 1);
-	else
-		snprintf(why, sizeof why, "link event (%s)", lw->why);
+		log_debug("link watch: %u more events within 100 ms of '%s' counted with it", lw->burst - 1,
+			  lw->why);
 	lw->burst = 0;
-	lw->fn(why, lw->userdata);
 	return 0;
 }
 
@@ -139,7 +163,10 @@ static void on_link(struct linkwatch *lw, const struct nlmsghdr *h)
 		snprintf(l->name, sizeof l->name, "%s", name);
 	if (h->nlmsg_type == RTM_DELLINK) {
 		if (watched(lw, l))
-			event(lw, "%s: removed", l->name);
+			event(lw, RANK_LINK, "%s: removed", l->name);
+		for (size_t i = lw->n_addrs; i-- > 0;)
+			if (lw->addrs[i].ifindex == l->ifindex)
+				lw->addrs[i] = lw->addrs[--lw->n_addrs];
 		*l = lw->links[--lw->n_links];
 		return;
 	}
@@ -148,11 +175,11 @@ static void on_link(struct linkwatch *lw, const struct nlmsghdr *h)
 	if (!watched(lw, l) || !((before ^ l->flags) & CARRIER_FLAGS))
 		return;
 	if ((before & IFF_LOWER_UP) && !(l->flags & IFF_LOWER_UP))
-		event(lw, "%s: carrier lost", l->name);
+		event(lw, RANK_LINK, "%s: carrier lost", l->name);
 	else if (!(before & IFF_LOWER_UP) && (l->flags & IFF_LOWER_UP))
-		event(lw, "%s: carrier back", l->name);
+		event(lw, RANK_LINK, "%s: carrier back", l->name);
 	else
-		event(lw, "%s: %s", l->name, l->flags & IFF_UP ? "up" : "down");
+		event(lw, RANK_LINK, "%s: %s", l->name, l->flags & IFF_UP ? "up" : "down");
 }
 
 static bool source_addr(const struct linkwatch *lw, int family, const void *bytes)
@@ -163,6 +190,35 @@ static bool source_addr(const struct linkwatch *lw, int family, const void *byte
 		if (lw->src_addrs[i].family == family && memcmp(lw->src_addrs[i].bytes, bytes, n) == 0)
 			return true;
 	return false;
+}
+
+/* Record a NEWADDR (true when the address is new on that link: a lifetime
+ * refreshed by DHCP or a router advertisement is no news) or a DELADDR
+ * (true when it was known). */
+static bool addr_note(struct linkwatch *lw, bool add, int ifindex, int family, const void *bytes)
+{
+	size_t n = family == AF_INET ? 4 : 16;
+
+	for (size_t i = 0; i < lw->n_addrs; i++) {
+		struct lw_addr *a = &lw->addrs[i];
+		if (a->ifindex != ifindex || a->family != family || memcmp(a->bytes, bytes, n) != 0)
+			continue;
+		if (!add)
+			*a = lw->addrs[--lw->n_addrs];
+		return !add;
+	}
+	if (!add)
+		return false;
+	struct lw_addr *m = realloc(lw->addrs, (lw->n_addrs + 1) * sizeof *m);
+	if (!m)
+		return true;
+	lw->addrs = m;
+	m = &lw->addrs[lw->n_addrs++];
+	memset(m, 0, sizeof *m);
+	m->ifindex = ifindex;
+	m->family = family;
+	memcpy(m->bytes, bytes, n);
+	return true;
 }
 
 static void on_addr(struct linkwatch *lw, const struct nlmsghdr *h)
@@ -183,10 +239,11 @@ static void on_addr(struct linkwatch *lw, const struct nlmsghdr *h)
 		return;
 	if (source_addr(lw, ifa->ifa_family, addr))
 		l->holds_source = true;
-	if (!watched(lw, l))
+	if (!addr_note(lw, h->nlmsg_type == RTM_NEWADDR, l->ifindex, ifa->ifa_family, addr) || !watched(lw, l))
 		return;
 	inet_ntop(ifa->ifa_family, addr, text, sizeof text);
-	event(lw, "%s: address %s %s", l->name, text, h->nlmsg_type == RTM_NEWADDR ? "added" : "removed");
+	event(lw, RANK_ADDR, "%s: address %s %s", l->name, text,
+	      h->nlmsg_type == RTM_NEWADDR ? "added" : "removed");
 }
 
 /* The links a route leaves by: RTA_OIF, or each hop of a multipath route. */
@@ -228,7 +285,7 @@ static void on_route(struct linkwatch *lw, const struct nlmsghdr *h)
 		if (!l)
 			continue;
 		l->default_route = true;
-		event(lw, "%s: IPv%c default route %s", l->name, rt->rtm_family == AF_INET ? '4' : '6',
+		event(lw, RANK_ROUTE, "%s: IPv%c default route %s", l->name, rt->rtm_family == AF_INET ? '4' : '6',
 		      h->nlmsg_type == RTM_NEWROUTE ? "added" : "removed");
 	}
 }
@@ -322,13 +379,14 @@ static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 		}
 		if (n < 0 && errno == ENOBUFS) {
 			/* Events were lost: something changed, and the table may be stale. */
-			event(lw, "netlink overflow");
+			event(lw, RANK_LINK, "netlink overflow");
 			if ((r = dump_all(lw)) < 0)
 				log_warn_errno(r, "link watch: cannot read the links again");
 			continue;
 		}
 		if (n < 0 && errno != EAGAIN && errno != EINTR)
 			log_warn_errno(-errno, "link watch: recv");
+		flush_events(lw);
 		return 0;
 	}
 }
@@ -436,6 +494,7 @@ struct linkwatch *linkwatch_free(struct linkwatch *lw)
 		close(lw->fd);
 	sources_clear(lw);
 	free(lw->links);
+	free(lw->addrs);
 	sd_event_unref(lw->e);
 	free(lw);
 	return NULL;

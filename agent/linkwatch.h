@@ -13,8 +13,9 @@
 
 struct linkwatch;
 
-/* fn(why, ud) on the loop, 100 ms after the first of a burst of events;
- * why names that first event ("rr-hub: carrier lost"). */
+/* fn(why, ud) on the loop at the first event of a burst; the events of the
+ * next 100 ms count with it. why names that first event:
+ * "link event (rr-hub: carrier lost)". */
 typedef void (*linkwatch_fn)(const char *why, void *userdata);
 
 /* Subscribe, then read the links, addresses and default routes there are

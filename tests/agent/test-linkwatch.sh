@@ -80,7 +80,7 @@ CONF
 	rr_die "the configuration is refused: $(cat "$T/check-config.out")"
 
 # Without a journal the daemon logs to stderr; hide a host journal, if any.
-LOG=$T/rerouterd.log
+# rr_spawn writes it to $T/rerouterd.log.
 rr_spawn rerouterd ip netns exec $HUB unshare -m sh -c \
 	'[ -d /run/systemd/journal ] && mount -t tmpfs tmpfs /run/systemd/journal; exec "$@"' sh \
 	"$RERD" -v -c "$T/rerouter.conf"

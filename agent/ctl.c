@@ -59,7 +59,7 @@ static int print_checks(sqlite3 *db, int64_t run_id)
 	sqlite3_bind_int64(st, 1, run_id);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
 		printf("    %-20s %-4s %-30s %s%s  %s  %lld ms\n", col(st, 0), col(st, 1), col(st, 2),
-		       sqlite3_column_int(st, 4) ? "pass" : "fail",
+		       sqlite3_column_int(st, 4) ? "pass" : strcmp(col(st, 5), "cancelled") ? "fail" : "cancelled",
 		       strcmp(col(st, 3), "backup") ? "" : " (backup)",
 		       *col(st, 6) ? col(st, 6) : col(st, 5), (long long)sqlite3_column_int64(st, 7));
 	sqlite3_finalize(st);

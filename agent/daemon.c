@@ -25,7 +25,9 @@
 #include "actions/actions.h"
 #include "actions/alert.h"
 #include "agent/agent.h"
+#include "agent/linkwatch.h"
 #include "agent/log.h"
+#include "agent/schedule.h"
 #include "agent/state.h"
 #include "agent/vote.h"
 #include "agent/window.h"
@@ -68,6 +70,7 @@ struct daemon {
 
 	sd_event_source *mw_timer;
 	struct clockwatch *clockwatch;
+	struct linkwatch *linkwatch; /* [agent] watch_links; NULL: off */
 	bool in_maintenance;
 	char *mw_name;
 
@@ -142,13 +145,25 @@ static int arm_run_timer(struct daemon *d, uint64_t at_mono)
 	return r;
 }
 
+/* speed (issue 12): the next start, interval or fast_interval after the last
+ * start, as the window stands. */
+static void schedule_next_run(struct daemon *d)
+{
+	const struct cfg *c = d->cfg;
+
+	arm_run_timer(d, sched_next_start(&d->vote, d->run_start_mono, c->agent.interval_usec,
+					  c->agent.fast_interval_usec));
+}
+
+static void start_run(struct daemon *d);
 static void mw_update(struct daemon *d);
+static void apply_watch_links(struct daemon *d, const struct cfg *c);
 static void mw_enter(struct daemon *d, const struct cfg_window *w, bool discard);
 
 static void log_check(const struct probe_result *r)
 {
 	const struct cfg_check *c = r->check;
-	const char *res = probe_passed(r) ? "pass" : "fail";
+	const char *res = probe_passed(r) ? "pass" : probe_failed(r) ? "fail" : "cancelled";
 	struct log_field f[] = {
 		{ "REROUTER_CHECK", c->name },
 		{ "REROUTER_RESULT", res },
@@ -473,6 +488,9 @@ static void on_run_done(struct probe_run *run, const struct probe_result *res, s
 		/* The run overran the interval: the next one starts now. */
 		d->run_due = false;
 		start_run(d);
+	} else if (!d->in_maintenance) {
+		/* speed: the verdict may have made the window disagree (or agree again). */
+		schedule_next_run(d);
 	}
 }
 
@@ -487,7 +505,7 @@ static void start_run(struct daemon *d)
 		return;
 	d->run_start_mono = mono;
 	d->run_start_real = clock_usec(CLOCK_REALTIME);
-	r = probe_run_start(d->e, d->cfg, on_run_done, d, &d->run);
+	r = probe_run_start_early(d->e, d->cfg, on_run_done, d, &d->run);
 	if (r < 0) {
 		d->run = NULL;
 		if (r != d->last_start_error)
@@ -497,7 +515,7 @@ static void start_run(struct daemon *d)
 		d->run_cfg = d->cfg;
 		d->last_start_error = 0;
 	}
-	arm_run_timer(d, mono + d->cfg->agent.interval_usec);
+	schedule_next_run(d);
 }
 
 static int on_run_timer(sd_event_source *s, uint64_t usec, void *userdata)
@@ -672,6 +690,7 @@ static int on_reload(sd_event_source *s, const struct signalfd_siginfo *si, void
 			  n->mail.present ? "added" : "removed");
 	d->cfg = n;
 	rejudge_window(d);
+	apply_watch_links(d, n);
 	actions_set_config(d->actions, n);
 	if (d->alerts)
 		alerts_set_config(d->alerts, n);
@@ -687,27 +706,59 @@ static int on_reload(sd_event_source *s, const struct signalfd_siginfo *si, void
 	check_connectors(n);
 	/* The interval is measured from the last start. */
 	if (!d->in_maintenance && !d->run_due)
-		arm_run_timer(d, d->run_start_mono + n->agent.interval_usec);
+		schedule_next_run(d);
 	mw_update(d);
 	notify_status(d);
 	sd_notify(false, "READY=1");
 	return 0;
 }
 
+/* speed: a run now (SIGUSR1, a link event), or right after the one in flight. */
+static void request_run(struct daemon *d, const char *why)
+{
+	if (d->in_maintenance) {
+		log_info("%s: no run inside maintenance window %s", why, d->mw_name ? d->mw_name : "");
+		return;
+	}
+	if (d->run) {
+		log_info("%s: a run starts when the one in flight ends", why);
+		d->run_due = true;
+		return;
+	}
+	log_info("%s: starting a run now", why);
+	start_run(d);
+}
+
 /* SIGUSR1 (rerouterctl hold/release, or an administrator): the hold is read
  * again and a run starts now. */
-static int on_wake(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata)
+static int on_run_now(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata)
 {
-	struct daemon *d = userdata;
-
 	(void)s, (void)si;
-	log_info("woken by SIGUSR1: a run starts now");
-	check_hold(d);
-	if (d->run)
-		d->run_due = true;
-	else if (!d->in_maintenance)
-		start_run(d);
+	check_hold(userdata);
+	request_run(userdata, "SIGUSR1");
 	return 0;
+}
+
+static void on_link_event(const char *why, void *userdata)
+{
+	request_run(userdata, why);
+}
+
+/* speed: [agent] watch_links at start and after a reload. */
+static void apply_watch_links(struct daemon *d, const struct cfg *c)
+{
+	int r;
+
+	if (!c->agent.watch_links) {
+		d->linkwatch = linkwatch_free(d->linkwatch);
+		return;
+	}
+	if (d->linkwatch)
+		r = linkwatch_set_config(d->linkwatch, c);
+	else
+		r = linkwatch_new(d->e, c, on_link_event, d, &d->linkwatch);
+	if (r < 0)
+		log_warn_errno(r, "cannot watch the links (watch_links); runs start by the interval only");
 }
 
 static int on_stop(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata)
@@ -823,7 +874,7 @@ int agent_main(const char *cfg_path, struct cfg *cfg, bool verbose)
 	if ((r = sd_event_add_signal(d.e, NULL, SIGHUP, on_reload, &d)) < 0 ||
 	    (r = sd_event_add_signal(d.e, NULL, SIGTERM, on_stop, &d)) < 0 ||
 	    (r = sd_event_add_signal(d.e, NULL, SIGINT, on_stop, &d)) < 0 ||
-	    (r = sd_event_add_signal(d.e, NULL, SIGUSR1, on_wake, &d)) < 0 ||
+	    (r = sd_event_add_signal(d.e, NULL, SIGUSR1, on_run_now, &d)) < 0 ||
 	    (r = sd_event_add_time(d.e, &d.run_timer, CLOCK_MONOTONIC, 0, TIMER_ACCURACY_USEC, on_run_timer, &d)) < 0 ||
 	    (r = sd_event_add_time(d.e, &d.mw_timer, CLOCK_REALTIME, 0, TIMER_ACCURACY_USEC, on_mw_timer, &d)) < 0) {
 		log_err_errno(r, "cannot set up the event sources");
@@ -832,6 +883,7 @@ int agent_main(const char *cfg_path, struct cfg *cfg, bool verbose)
 	sd_event_source_set_enabled(d.mw_timer, SD_EVENT_OFF);
 	if ((r = clockwatch_new(d.e, on_clock_set, &d, &d.clockwatch)) < 0)
 		log_warn_errno(r, "cannot watch for wall clock changes; a clock set back is only seen at the next boundary");
+	apply_watch_links(&d, cfg);
 	if ((r = sd_event_set_watchdog(d.e, true)) < 0)
 		log_warn_errno(r, "cannot enable the watchdog");
 
@@ -852,6 +904,7 @@ out:
 	sd_event_source_unref(d.run_timer);
 	sd_event_source_unref(d.mw_timer);
 	d.clockwatch = clockwatch_free(d.clockwatch);
+	d.linkwatch = linkwatch_free(d.linkwatch);
 	d.db = d.db ? state_close(d.db) : NULL;
 	free(d.mw_name);
 	forget_run_texts(&d);

@@ -12,8 +12,12 @@ librerouter_la_SOURCES += \
 	agent/daemon.c \
 	agent/db.c \
 	agent/db.h \
+	agent/linkwatch.c \
+	agent/linkwatch.h \
 	agent/log.c \
 	agent/log.h \
+	agent/schedule.c \
+	agent/schedule.h \
 	agent/schema.c \
 	agent/schema.h \
 	agent/state.c \
@@ -44,5 +48,5 @@ tests_unit_check_state_CFLAGS = $(CHECK_TEST_CFLAGS) -DRR_TOP_SRCDIR=\"$(abs_top
 tests_unit_check_state_LDADD = $(CHECK_TEST_LIBS)
 endif
 
-dist_noinst_SCRIPTS += tests/agent/test-daemon.sh
+dist_noinst_SCRIPTS += tests/agent/test-daemon.sh tests/agent/test-linkwatch.sh
 dist_man8_MANS = agent/rerouterd.8 agent/rerouterctl.8

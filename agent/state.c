@@ -229,7 +229,7 @@ int state_rejudge_window(sqlite3 *db, const struct cfg_check *checks, size_t n_c
 	if ((r = exec(db, "BEGIN IMMEDIATE;")) < 0)
 		return r;
 	rc = sqlite3_prepare_v2(db,
-				"SELECT r.id, c.name, c.passed FROM runs r LEFT JOIN run_checks c "
+				"SELECT r.id, c.name, c.passed OR c.outcome = 'cancelled' FROM runs r LEFT JOIN run_checks c "
 				"ON c.run_id = r.id AND c.role = 'link' WHERE r.in_window = 1 ORDER BY r.id, c.seq",
 				-1, &st, NULL);
 	if (rc == SQLITE_OK)
@@ -372,7 +372,8 @@ int state_window_text(sqlite3 *db, char **ret)
 		bool passed = sqlite3_column_int(st, 9) != 0;
 		strbuf_printf(&b, "  %-20s %-4s %-30s %s%s  %s  %lld ms\n", (const char *)sqlite3_column_text(st, 5),
 			  (const char *)sqlite3_column_text(st, 6), (const char *)sqlite3_column_text(st, 7),
-			  passed ? "pass" : "fail",
+			  passed ? "pass"
+			  : strcmp((const char *)sqlite3_column_text(st, 12), "cancelled") ? "fail" : "cancelled",
 			  strcmp((const char *)sqlite3_column_text(st, 8), "backup") ? "" : " (backup)",
 			  reason && *reason ? reason : (const char *)sqlite3_column_text(st, 12),
 			  (long long)sqlite3_column_int64(st, 11));

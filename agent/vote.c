@@ -24,7 +24,7 @@ unsigned vote_link_failures(const struct probe_result *r, size_t n)
 	unsigned failed = 0;
 
 	for (size_t i = 0; i < n; i++)
-		if (r[i].check->role == ROLE_LINK && !probe_passed(&r[i]))
+		if (r[i].check->role == ROLE_LINK && probe_failed(&r[i]))
 			failed++;
 	return failed;
 }

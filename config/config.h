@@ -75,6 +75,10 @@ struct cfg {
 
 	struct {
 		uint64_t interval_usec;
+		/* While the window holds a run that disagrees with the state;
+		 * == interval_usec: off. Always <= interval_usec. */
+		uint64_t fast_interval_usec;
+		bool watch_links;
 		unsigned failed_checks, runs, failed_runs, passed_runs;
 		enum cfg_initial_state initial_state;
 		char *state_db;

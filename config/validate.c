@@ -182,6 +182,7 @@ static void set_defaults(struct ctx *x)
 	char host[256] = "localhost", from[300];
 
 	c->agent.interval_usec = MIN(2);
+	c->agent.watch_links = true;
 	c->agent.failed_checks = 2;
 	c->agent.runs = 2;
 	c->agent.failed_runs = 2;
@@ -239,6 +240,9 @@ static void build_agent(struct ctx *x)
 	if (get_enum(x, s, K_AGENT_INITIAL_STATE, states, &e))
 		c->agent.initial_state = (enum cfg_initial_state)e;
 	get_path(x, s, K_AGENT_STATE_DB, false, &c->agent.state_db);
+	/* fast_interval's default needs the checks: check_fast_interval(). */
+	get_duration(x, s, K_AGENT_FAST_INTERVAL, MSEC(100), HOUR(24), &c->agent.fast_interval_usec);
+	get_bool(x, s, K_AGENT_WATCH_LINKS, &c->agent.watch_links);
 
 	s = x->sec[SEC_PING];
 	get_uint(x, s, K_PING_COUNT, 1, 100, &c->ping.count);
@@ -652,6 +656,45 @@ static void build_window(struct ctx *x, const struct cfg_sect *s, struct cfg_win
 	}
 }
 
+/* What one check may take: ping count * timeout, else its timeout. */
+static uint64_t check_duration(const struct cfg_check *ck)
+{
+	return ck->type == CHECK_PING ? (uint64_t)ck->ping_count * ck->timeout_usec : ck->timeout_usec;
+}
+
+/* Unset: the larger of 10 s and the longest check, never beyond interval (so
+ * that no configuration written before fast_interval existed becomes
+ * invalid). Set: not below the longest check (a run must end before the
+ * next one is due) and not above interval. */
+static void check_fast_interval(struct ctx *x)
+{
+	const struct cfg_sect *s = x->sec[SEC_AGENT];
+	struct cfg *c = x->c;
+	uint64_t longest = 0, iv = c->agent.interval_usec;
+	size_t slowest = 0;
+	char a[32], b[32];
+
+	for (size_t i = 0; i < c->n_checks; i++)
+		if (check_duration(&c->checks[i]) > longest) {
+			longest = check_duration(&c->checks[i]);
+			slowest = i;
+		}
+	if (!c->agent.fast_interval_usec) {
+		uint64_t d = longest > SEC(10) ? longest : SEC(10);
+		c->agent.fast_interval_usec = d < iv ? d : iv;
+		return;
+	}
+	cfg_format_duration(c->agent.fast_interval_usec, a, sizeof(a));
+	if (c->agent.fast_interval_usec > iv) {
+		cfg_format_duration(iv, b, sizeof(b));
+		bad(x, s, K_AGENT_FAST_INTERVAL, 0, "%s is longer than interval (%s); equal to it turns it off", a, b);
+	} else if (c->agent.fast_interval_usec < longest) {
+		cfg_format_duration(longest, b, sizeof(b));
+		bad(x, s, K_AGENT_FAST_INTERVAL, 0, "%s is shorter than the longest check (\"%s\", %s)", a,
+		    c->checks[slowest].name, b);
+	}
+}
+
 static void check_agent_cross(struct ctx *x)
 {
 	const struct cfg_sect *s = x->sec[SEC_AGENT];
@@ -722,5 +765,6 @@ int cfg_build(struct cfg_parser *p, struct cfg *c)
 		}
 	}
 	check_agent_cross(&x);
+	check_fast_interval(&x);
 	return p->oom ? -ENOMEM : 0;
 }

@@ -14,7 +14,7 @@
 #include "probes/check.h"
 
 #ifndef RECV_BUFFER
-#define RECV_BUFFER 2048
+#define RECV_BUFFER 1024
 #endif
 
 static size_t on_body(char *ptr, size_t size, size_t nmemb, void *userdata)
@@ -89,7 +89,8 @@ int probe_curl_new(struct probe_check *c, const char *url, probe_curl_answered_f
 	/* A check reads a status line and headers (curl gathers them on its own)
 	 * or SMTP replies (at most 512 octets a line, RFC 5321), never a body: the
 	 * default 16 KiB receive buffer per transfer only costs memory in a run
-	 * of hundreds of checks. */
+	 * of hundreds of checks. 1 KiB is curl's minimum; header lines longer
+	 * than that are gathered by curl in a buffer of their own. */
 	curl_easy_setopt(e, CURLOPT_BUFFERSIZE, (long)RECV_BUFFER);
 	if (cc->proxy) {
 		curl_easy_setopt(e, CURLOPT_PROXY, cc->proxy);

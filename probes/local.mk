@@ -22,4 +22,4 @@ endif
 dist_noinst_SCRIPTS += tests/probes/test-probes.sh
 EXTRA_DIST += tests/probes/peers.py
 # Not part of the suite: a benchmark that reports figures (tests/run --report).
-EXTRA_DIST += tests/bench/bench-probes.sh
+EXTRA_DIST += tests/bench/bench-probes.sh tests/bench/bench-failover.sh

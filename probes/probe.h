@@ -20,6 +20,7 @@ enum probe_outcome {
 	PROBE_PROTOCOL_ERROR, /* smtp/http spoke something unexpected */
 	PROBE_TLS_ERROR,      /* handshake or certificate verification failed */
 	PROBE_ERROR,          /* local error (socket, bind to source, ...) */
+	PROBE_CANCELLED,      /* not needed: the run's verdict was certain without it */
 	_PROBE_OUTCOME_MAX,
 };
 
@@ -41,6 +42,13 @@ typedef void (*probe_done_fn)(struct probe_run *run, const struct probe_result *
  * is cancelled. Returns 0 or a negative errno (nothing started then). */
 int probe_run_start(sd_event *e, const struct cfg *cfg, probe_done_fn done, void *userdata,
 		    struct probe_run **ret);
+/* The same, ending the run as soon as its verdict is certain (SPEC section 3,
+ * "Speed"): once at least failed_checks link checks failed, or too few are
+ * left to reach that, the link checks still in flight are stopped (their
+ * sockets, curl handles and ping workers let go) and reported as
+ * PROBE_CANCELLED. Backup checks always run to their end. */
+int probe_run_start_early(sd_event *e, const struct cfg *cfg, probe_done_fn done, void *userdata,
+			  struct probe_run **ret);
 /* Abandon a run in flight (shutdown, maintenance window): no callback follows. */
 void probe_run_cancel(struct probe_run *run);
 
@@ -48,6 +56,11 @@ const char *probe_outcome_str(enum probe_outcome o); /* "passed", "timeout", ...
 static inline int probe_passed(const struct probe_result *r)
 {
 	return r->outcome == PROBE_PASSED;
+}
+/* A cancelled check neither passed nor failed: it does not vote. */
+static inline int probe_failed(const struct probe_result *r)
+{
+	return r->outcome != PROBE_PASSED && r->outcome != PROBE_CANCELLED;
 }
 
 /* rerouterd --once: one run, a table line per check, the verdict.

@@ -33,6 +33,10 @@ struct probe_run {
 	struct curl_loop *curl;
 	struct ping_group *ping_groups; /* not launched yet: only inside probe_run_start */
 	sd_event_source *report;
+	/* Early verdict: link checks not finished yet, and failed so far. */
+	bool early, decided;
+	unsigned failed_checks, links_left, links_failed;
+	sd_event_source *cancel;        /* stops the rest, from the loop's top */
 };
 
 static const char *const outcome_names[_PROBE_OUTCOME_MAX] = {
@@ -46,6 +50,7 @@ static const char *const outcome_names[_PROBE_OUTCOME_MAX] = {
 	[PROBE_PROTOCOL_ERROR] = "protocol error",
 	[PROBE_TLS_ERROR] = "tls error",
 	[PROBE_ERROR] = "error",
+	[PROBE_CANCELLED] = "cancelled",
 };
 
 const char *probe_outcome_str(enum probe_outcome o)
@@ -115,6 +120,7 @@ static void run_free(struct probe_run *run)
 	/* After the checks: their stop() hands their curl handles back first. */
 	curl_loop_free(run->curl);
 	sd_event_source_disable_unref(run->report);
+	sd_event_source_disable_unref(run->cancel);
 	sd_event_unref(run->event);
 	free(run->checks);
 	free(run->results);
@@ -127,6 +133,50 @@ static int on_report(sd_event_source *s, void *userdata)
 
 	run->done(run, run->results, run->n, run->userdata);
 	run_free(run);
+	return 0;
+}
+
+/* A link check has its outcome: is the run's verdict certain now? Then the
+ * other link checks are cancelled, but from a defer source: this may run
+ * inside a check's own callback (curl's, a ping group's loop over its
+ * members), where stopping other checks would pull state from under it. */
+static void note_link_outcome(struct probe_run *run, const struct probe_check *c)
+{
+	if (!run->early || run->decided || c->cfg->role != ROLE_LINK)
+		return;
+	run->links_left--;
+	if (!probe_passed(c->result))
+		run->links_failed++;
+	if (run->links_failed >= run->failed_checks ||
+	    run->links_failed + run->links_left < run->failed_checks) {
+		run->decided = true;
+		if (run->links_left > 0)
+			sd_event_source_set_enabled(run->cancel, SD_EVENT_ONESHOT);
+	}
+}
+
+static int on_cancel(sd_event_source *s, void *userdata)
+{
+	struct probe_run *run = userdata;
+	unsigned n = 0;
+
+	(void)s;
+	/* The report fires from a defer source too, so the run is still whole. */
+	for (size_t i = 0; i < run->n; i++) {
+		struct probe_check *c = &run->checks[i];
+
+		if (c->finished || c->cfg->role != ROLE_LINK)
+			continue;
+		if (run->links_failed >= run->failed_checks)
+			probe_finish(c, PROBE_CANCELLED, "not needed: %u link checks failed already",
+				     run->links_failed);
+		else
+			probe_finish(c, PROBE_CANCELLED, "not needed: too few link checks left to fail the run");
+		n++;
+	}
+	if (n)
+		log_debug("run verdict certain (%u link checks failed, %u needed): %u link checks cancelled",
+			  run->links_failed, run->failed_checks, n);
 	return 0;
 }
 
@@ -145,6 +195,7 @@ static void vfinish(struct probe_check *c, uint64_t end_usec, enum probe_outcome
 	c->deadline = sd_event_source_disable_unref(c->deadline);
 	c->ops->stop(c);
 	c->impl = NULL;
+	note_link_outcome(run, c);
 	if (--run->pending == 0)
 		sd_event_source_set_enabled(run->report, SD_EVENT_ONESHOT);
 }
@@ -228,6 +279,7 @@ static void check_start(struct probe_run *run, size_t i, uint64_t now)
 		c->finished = true;
 		c->result->outcome = PROBE_ERROR;
 		snprintf(c->result->reason, sizeof c->result->reason, "unknown check type");
+		note_link_outcome(run, c);
 		run->pending--;
 		return;
 	}
@@ -254,8 +306,8 @@ static void check_start(struct probe_run *run, size_t i, uint64_t now)
 			     "cannot start: %s", strerror(-r));
 }
 
-int probe_run_start(sd_event *e, const struct cfg *cfg, probe_done_fn done, void *userdata,
-		    struct probe_run **ret)
+static int run_start(sd_event *e, const struct cfg *cfg, bool early, probe_done_fn done,
+		     void *userdata, struct probe_run **ret)
 {
 	struct probe_run *run;
 	uint64_t now;
@@ -282,6 +334,16 @@ int probe_run_start(sd_event *e, const struct cfg *cfg, probe_done_fn done, void
 		goto fail;
 	sd_event_source_set_description(run->report, "probe-report");
 	sd_event_source_set_enabled(run->report, SD_EVENT_OFF);
+	/* failed_checks 0 (a hand-made cfg) fails every run: nothing to end early. */
+	run->early = early && cfg->agent.failed_checks > 0;
+	run->failed_checks = cfg->agent.failed_checks;
+	for (size_t i = 0; i < run->n; i++)
+		run->links_left += cfg->checks[i].role == ROLE_LINK;
+	r = sd_event_add_defer(e, &run->cancel, on_cancel, run);
+	if (r < 0)
+		goto fail;
+	sd_event_source_set_description(run->cancel, "probe-cancel");
+	sd_event_source_set_enabled(run->cancel, SD_EVENT_OFF);
 
 	/* One clock reading: the checks start together and share it. */
 	now = probe_now_usec();
@@ -299,6 +361,18 @@ int probe_run_start(sd_event *e, const struct cfg *cfg, probe_done_fn done, void
 fail:
 	run_free(run);
 	return r;
+}
+
+int probe_run_start(sd_event *e, const struct cfg *cfg, probe_done_fn done, void *userdata,
+		    struct probe_run **ret)
+{
+	return run_start(e, cfg, false, done, userdata, ret);
+}
+
+int probe_run_start_early(sd_event *e, const struct cfg *cfg, probe_done_fn done, void *userdata,
+			  struct probe_run **ret)
+{
+	return run_start(e, cfg, true, done, userdata, ret);
 }
 
 void probe_run_cancel(struct probe_run *run)

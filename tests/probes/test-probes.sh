@@ -242,6 +242,46 @@ echo "== a passing run exits 0"
 once pass "$T/pass.conf"
 expect_rc pass 0 $rc
 
+echo "== the daemon's early verdict: hanging link checks cancelled, the backup check kept"
+# failed_checks = 2: tcp-closed and http-500 fail at once, so the run's
+# verdict is certain while the checks into the black hole still wait; they
+# are cancelled (and let go: ASan's leak check in the sanitizer build sees
+# the sockets' and handles' memory), the backup check into the hole is not.
+{
+	header 2 | sed "/^interval = /a state_db = $T/early.db"
+	check tcp-closed tcp $TGT:20099
+	check http-500 http http://$TGT:20081/
+	check ping-hole ping $HOLE
+	check http-hole http http://$HOLE:20080/
+	check tcp-hole tcp $HOLE:20080
+	check smtp-hole smtp $HOLE:25
+	check backup-hole tcp $HOLE:20080 role=backup
+	printf '[transport]\ndatabase = %s/transport.db\naction = none\nflush =\n' "$T"
+} >"$T/early.conf"
+# Not in_hub: a function in the background would be a subshell, and the
+# SIGTERM would reach it instead of the daemon.
+ip netns exec $HUB "$RRD" -v -c "$T/early.conf" >"$T/early.log" 2>&1 &
+EPID=$!
+early_done() { grep -q "check backup-hole .*: fail" "$T/early.log"; }
+wait_for "the daemon's first run" early_done
+kill -TERM $EPID
+wait $EPID || { echo "FAIL: the early-verdict daemon exited non-zero"; failures=$((failures + 1)); }
+sed 's/^/early: /' "$T/early.log"
+for c in ping-hole http-hole tcp-hole smtp-hole; do
+	if grep -q "check $c (.*): cancelled: not needed: 2 link checks failed already" "$T/early.log"; then
+		echo "ok: early: $c cancelled"
+	else
+		echo "FAIL: early: $c was not cancelled"
+		failures=$((failures + 1))
+	fi
+done
+grep -q "check backup-hole (.*, backup): fail: no connection in 1000 ms" "$T/early.log" &&
+	echo "ok: early: the backup check ran to its timeout" ||
+	{ echo "FAIL: early: the backup check did not run to its timeout"; failures=$((failures + 1)); }
+grep -q "run FAILED: 2 of 6 link checks failed" "$T/early.log" &&
+	echo "ok: early: cancelled checks do not vote (2 of 6 failed)" ||
+	{ echo "FAIL: early: the run's count"; failures=$((failures + 1)); }
+
 echo "== link A down: source and mark decide the path"
 in_wan ip link set rrpra0 down
 {

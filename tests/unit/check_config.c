@@ -677,6 +677,41 @@ START_TEST(test_limits_ok)
 }
 END_TEST
 
+
+START_TEST(test_fast_interval)
+{
+	/* Unset: 10 s, or the longest check when that is longer, never beyond interval. */
+	struct cfg *c = load_ok(BASE);
+	ck_assert_uint_eq(c->agent.fast_interval_usec, 10 * USEC_PER_SEC);
+	ck_assert(c->agent.watch_links);
+	cfg_free(c);
+	c = load_ok("[check \"h\"]\ntype = http\ntarget = http://h/\ntimeout = 30s\n" BASE);
+	ck_assert_uint_eq(c->agent.fast_interval_usec, 30 * USEC_PER_SEC);
+	cfg_free(c);
+	c = load_ok("[check \"p\"]\ntype = ping\ntarget = h\ncount = 5\ntimeout = 3s\n" BASE);
+	ck_assert_uint_eq(c->agent.fast_interval_usec, 15 * USEC_PER_SEC);
+	cfg_free(c);
+	/* A configuration from before fast_interval with interval under 10 s
+	 * stays valid: fast_interval = interval, i.e. off. */
+	c = load_ok("[agent]\ninterval = 1s\n[ping]\ncount = 1\nmin_replies = 1\ntimeout = 900ms\n" BASE);
+	ck_assert_uint_eq(c->agent.fast_interval_usec, 1 * USEC_PER_SEC);
+	cfg_free(c);
+	/* Set: the longest check and interval are both allowed. */
+	c = load_ok("[agent]\nfast_interval = 6s\nwatch_links = no\n" BASE);
+	ck_assert_uint_eq(c->agent.fast_interval_usec, 6 * USEC_PER_SEC);
+	ck_assert(!c->agent.watch_links);
+	cfg_free(c);
+	c = load_ok("[agent]\ninterval = 30s\nfast_interval = 30s\n" BASE);
+	ck_assert_uint_eq(c->agent.fast_interval_usec, 30 * USEC_PER_SEC);
+	cfg_free(c);
+	/* The benchmark's lab: timeouts 1 s, fast_interval 1 s. */
+	c = load_ok("[agent]\ninterval = 30s\nfast_interval = 1s\n[ping]\ncount = 1\nmin_replies = 1\ntimeout = 1s\n"
+		    "[check \"t\"]\ntype = tcp\ntarget = h:1\ntimeout = 1s\n" BASE);
+	ck_assert_uint_eq(c->agent.fast_interval_usec, 1 * USEC_PER_SEC);
+	cfg_free(c);
+}
+END_TEST
+
 /* One bad line before BASE, and the single message it must give. */
 static const struct { const char *text, *msg; } one_error[] = {
 	/* syntax */
@@ -746,6 +781,12 @@ static const struct { const char *text, *msg; } one_error[] = {
 	{ "[check \"c\"]\ntype = ping\ntarget = h\ncount = 2\nmin_replies = 3\n", "t.conf:5: [check \"c\"] min_replies: 3 is more than count (2)" },
 	{ "[check \"c\"]\ntype = ping\ntarget = h\ncount = 1\n", "t.conf:4: [check \"c\"] min_replies: 2 is more than count (1)" },
 	{ "[check \"a\"]\ntype = ping\ntarget = h\n", "t.conf:4: [check \"a\"]: duplicate check name (first on line 1)" },
+	/* fast_interval against the checks and the interval; watch_links */
+	{ "[agent]\nfast_interval = 5s\n", "t.conf:2: [agent] fast_interval: 5s is shorter than the longest check (\"a\", 6s)" },
+	{ "[agent]\nfast_interval = 1m\ninterval = 30s\n", "t.conf:2: [agent] fast_interval: 1m is longer than interval (30s); equal to it turns it off" },
+	{ "[agent]\nfast_interval = 50ms\n", "t.conf:2: [agent] fast_interval: expected a duration between 100ms and 24h, got '50ms'" },
+	{ "[agent]\nfast_interval = soon\n", "t.conf:2: [agent] fast_interval: expected a duration such as 30s, 2m, 500ms, got 'soon'" },
+	{ "[agent]\nwatch_links = maybe\n", "t.conf:2: [agent] watch_links: expected yes or no (also true/false, on/off, 1/0), got 'maybe'" },
 	/* cross-field: timeouts against the interval */
 	{ "[agent]\ninterval = 7s\n[check \"c\"]\ntype = tcp\ntarget = h:1\ntimeout = 7s\n", "t.conf:6: [check \"c\"] timeout: 7s must be shorter than [agent] interval (7s)" },
 	{ "[agent]\ninterval = 5s\n[ping]\ntimeout = 1s\n[check \"c\"]\ntype = http\ntarget = http://h/\n", "t.conf:2: [check \"c\"] timeout: 5s must be shorter than [agent] interval (5s)" },
@@ -1021,6 +1062,7 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, test_sample);
 	tcase_add_test(tc, test_syntax_forms);
 	tcase_add_test(tc, test_limits_ok);
+	tcase_add_test(tc, test_fast_interval);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("errors");

@@ -17,6 +17,7 @@
 #include "probes/check.h"
 #include "agent/worker.h"
 #include "probes/probe.h"
+#include "agent/vote.h"
 
 #define LOOP_ADDR "127.0.1.1"
 
@@ -177,13 +178,16 @@ static void on_done(struct probe_run *run, const struct probe_result *res, size_
 	memcpy(col->r, res, n * sizeof *res);
 }
 
-static void run_checks(struct tcfg *t, struct collected *col)
+static void run_checks_with(struct tcfg *t, struct collected *col, bool early)
 {
 	struct probe_run *run = NULL;
 
 	memset(col, 0, sizeof *col);
 	ck_assert_int_ge(sd_event_new(&col->e), 0);
-	ck_assert_int_eq(probe_run_start(col->e, &t->cfg, on_done, col, &run), 0);
+	if (early)
+		ck_assert_int_eq(probe_run_start_early(col->e, &t->cfg, on_done, col, &run), 0);
+	else
+		ck_assert_int_eq(probe_run_start(col->e, &t->cfg, on_done, col, &run), 0);
 	ck_assert_ptr_nonnull(run);
 	while (col->calls == 0)
 		ck_assert_int_ge(sd_event_run(col->e, UINT64_MAX), 0);
@@ -194,6 +198,11 @@ static void run_checks(struct tcfg *t, struct collected *col)
 	ck_assert_int_eq(col->calls, 1);
 }
 
+static void run_checks(struct tcfg *t, struct collected *col)
+{
+	run_checks_with(t, col, false);
+}
+
 START_TEST(test_outcome_str)
 {
 	ck_assert_str_eq(probe_outcome_str(PROBE_PASSED), "passed");
@@ -202,6 +211,7 @@ START_TEST(test_outcome_str)
 	ck_assert_str_eq(probe_outcome_str(PROBE_DNS_FAILURE), "dns failure");
 	ck_assert_str_eq(probe_outcome_str(PROBE_REFUSED), "refused");
 	ck_assert_str_eq(probe_outcome_str(PROBE_TLS_ERROR), "tls error");
+	ck_assert_str_eq(probe_outcome_str(PROBE_CANCELLED), "cancelled");
 	ck_assert_str_eq(probe_outcome_str(_PROBE_OUTCOME_MAX), "unknown");
 	for (int o = 0; o < _PROBE_OUTCOME_MAX; o++)
 		ck_assert_ptr_nonnull(probe_outcome_str(o));
@@ -413,6 +423,116 @@ START_TEST(test_cancel)
 }
 END_TEST
 
+
+/* A listener whose accept queue is full: a connect to it hangs as to a
+ * black hole (see test_tcp_timeout). */
+static int blackhole(int fill[4], uint16_t *port)
+{
+	int lfd = tcp_socket(true, 0, port);
+	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons(*port) };
+
+	inet_pton(AF_INET, LOOP_ADDR, &sin.sin_addr);
+	for (int i = 0; i < 4; i++) {
+		fill[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+		(void)connect(fill[i], (struct sockaddr *)&sin, sizeof sin);
+	}
+	usleep(50000); /* let the handshakes that can complete complete */
+	return lfd;
+}
+
+static void blackhole_close(int lfd, int fill[4])
+{
+	for (int i = 0; i < 4; i++)
+		close(fill[i]);
+	close(lfd);
+}
+
+/* failed_checks = 2: two refused link checks decide a FAILED run, so the
+ * hanging link checks (tcp into a black hole, http to it) are cancelled,
+ * while the hanging backup check still runs to its timeout. Without the
+ * early verdict (--once) the same run waits for every check. */
+START_TEST(test_early_verdict_failed)
+{
+	struct tcfg t = { 0 };
+	struct collected col;
+	uint16_t hole, closed_port;
+	char tgt[64], url[96];
+	int fill[4], lfd = blackhole(fill, &hole);
+	int cfd = tcp_socket(false, 0, &closed_port);
+
+	t.cfg.agent.failed_checks = 2;
+	snprintf(tgt, sizeof tgt, LOOP_ADDR ":%u", hole);
+	add_check(&t, CHECK_TCP, "hang", tgt, LOOP_ADDR, hole, 600);
+	snprintf(url, sizeof url, "http://" LOOP_ADDR ":%u/", hole);
+	add_check(&t, CHECK_HTTP, "hang-http", url, NULL, 0, 600);
+	add_check(&t, CHECK_TCP, "backup", tgt, LOOP_ADDR, hole, 300)->role = ROLE_BACKUP;
+	t.cfg.n_link_checks--;
+	snprintf(tgt, sizeof tgt, LOOP_ADDR ":%u", closed_port);
+	add_check(&t, CHECK_TCP, "refused-1", tgt, LOOP_ADDR, closed_port, 600);
+	add_check(&t, CHECK_TCP, "refused-2", tgt, LOOP_ADDR, closed_port, 600);
+
+	run_checks_with(&t, &col, true);
+	ck_assert_uint_eq(col.n, 5);
+	ck_assert_msg(col.r[0].outcome == PROBE_CANCELLED, "%s", probe_outcome_str(col.r[0].outcome));
+	ck_assert_msg(col.r[1].outcome == PROBE_CANCELLED, "%s", probe_outcome_str(col.r[1].outcome));
+	ck_assert_str_eq(col.r[0].reason, "not needed: 2 link checks failed already");
+	ck_assert_int_eq(col.r[2].outcome, PROBE_TIMEOUT); /* backup: never cancelled */
+	ck_assert_int_eq(col.r[3].outcome, PROBE_REFUSED);
+	ck_assert_int_eq(col.r[4].outcome, PROBE_REFUSED);
+	/* Cancelled checks do not vote: the run failed by the two refusals. */
+	ck_assert_uint_eq(vote_link_failures(col.r, col.n), 2);
+	ck_assert(!probe_failed(&col.r[0]) && !probe_passed(&col.r[0]));
+	/* Everything the cancelled checks held is let go (the resolver threads too). */
+	for (int i = 0; i < 300 && worker_live() > 0; i++)
+		usleep(10000);
+	ck_assert_int_eq(worker_live(), 0);
+
+	/* --once: nothing is cancelled. */
+	run_checks_with(&t, &col, false);
+	ck_assert_int_eq(col.r[0].outcome, PROBE_TIMEOUT);
+	ck_assert_int_ne(col.r[1].outcome, PROBE_CANCELLED);
+	ck_assert_int_ne(col.r[1].outcome, PROBE_PASSED);
+	blackhole_close(lfd, fill);
+	close(cfd);
+}
+END_TEST
+
+/* failed_checks = 2 of 3 link checks: once two passed, the third cannot fail
+ * the run, so it is cancelled; the run PASSED. */
+START_TEST(test_early_verdict_passed)
+{
+	struct tcfg t = { 0 };
+	struct collected col;
+	uint16_t hole, open_port;
+	char tgt[64];
+	int fill[4], lfd = blackhole(fill, &hole);
+	int ofd = tcp_socket(true, 16, &open_port);
+
+	t.cfg.agent.failed_checks = 2;
+	snprintf(tgt, sizeof tgt, LOOP_ADDR ":%u", hole);
+	add_check(&t, CHECK_TCP, "hang", tgt, LOOP_ADDR, hole, 600);
+	snprintf(tgt, sizeof tgt, LOOP_ADDR ":%u", open_port);
+	add_check(&t, CHECK_TCP, "open-1", tgt, LOOP_ADDR, open_port, 600);
+	add_check(&t, CHECK_TCP, "open-2", tgt, LOOP_ADDR, open_port, 600);
+
+	run_checks_with(&t, &col, true);
+	ck_assert_msg(col.r[0].outcome == PROBE_CANCELLED, "%s", probe_outcome_str(col.r[0].outcome));
+	ck_assert_str_eq(col.r[0].reason, "not needed: too few link checks left to fail the run");
+	ck_assert_int_eq(col.r[1].outcome, PROBE_PASSED);
+	ck_assert_int_eq(col.r[2].outcome, PROBE_PASSED);
+	ck_assert_uint_eq(vote_link_failures(col.r, col.n), 0);
+	/* failed_checks 3: once two passed, 3 failures cannot come. */
+	t.cfg.agent.failed_checks = 3;
+	run_checks_with(&t, &col, true);
+	ck_assert_int_eq(col.r[0].outcome, PROBE_CANCELLED); /* 2 passed: cannot reach 3 */
+	t.cfg.agent.failed_checks = 1;
+	run_checks_with(&t, &col, true);
+	ck_assert_int_eq(col.r[0].outcome, PROBE_TIMEOUT);   /* 1 can still fail it: waited for */
+	blackhole_close(lfd, fill);
+	close(ofd);
+}
+END_TEST
+
 /* Pings with the same options share one liboping object: each still gets an
  * outcome of its own, a duplicate target the same as its twin, and a check
  * with other options (count) runs apart. Without CAP_NET_RAW every ping
@@ -529,6 +649,8 @@ static Suite *probes_suite(void)
 	tcase_add_test(tc, test_run_order_and_once);
 	tcase_add_test(tc, test_empty_run);
 	tcase_add_test(tc, test_cancel);
+	tcase_add_test(tc, test_early_verdict_failed);
+	tcase_add_test(tc, test_early_verdict_passed);
 	tcase_add_test(tc, test_worker_abandon);
 	tcase_add_test(tc, test_ping_group);
 	tcase_add_test(tc, test_ping_cancel);

@@ -194,7 +194,8 @@ static void store_run(uint64_t at, const struct cfg_check *cs, const int *passed
 
 	for (size_t i = 0; i < n; i++) {
 		r[i].check = &cs[i];
-		r[i].outcome = passed[i] ? PROBE_PASSED : PROBE_TIMEOUT;
+		/* passed[i]: 1 passed, 0 failed, 2 cancelled (the run's verdict was certain). */
+		r[i].outcome = passed[i] == 2 ? PROBE_CANCELLED : passed[i] ? PROBE_PASSED : PROBE_TIMEOUT;
 		n_link += cs[i].role == ROLE_LINK;
 		link_failed += cs[i].role == ROLE_LINK && !passed[i];
 	}
@@ -261,6 +262,33 @@ START_TEST(rejudge_after_reload)
 	ck_assert_uint_eq(s.n, 0);
 	ck_assert_uint_eq(s.last_usec, 0);
 	state_saved_clear(&s);
+}
+END_TEST
+
+/* A cancelled check neither passed nor failed: judged again, it still does
+ * not fail a run; status and the alert show it as cancelled. */
+START_TEST(rejudge_cancelled)
+{
+	struct cfg_check cs[3] = {
+		{ .name = (char *)"a", .type = CHECK_TCP, .role = ROLE_LINK, .target = (char *)"127.0.2.1:20001" },
+		{ .name = (char *)"b", .type = CHECK_TCP, .role = ROLE_LINK, .target = (char *)"127.0.2.2:20001" },
+		{ .name = (char *)"c", .type = CHECK_TCP, .role = ROLE_LINK, .target = (char *)"127.0.2.3:20001" },
+	};
+	struct state_saved s;
+	char *text = NULL;
+
+	ck_assert_int_eq(state_set(db, LINK_UP, 1000000, true), 0);
+	store_run(1000, cs, (const int[]){ 0, 0, 2 }, 3, 2);  /* FAILED, c cancelled */
+	store_run(2000, cs, (const int[]){ 1, 1, 2 }, 3, 2);  /* PASSED, c cancelled */
+	ck_assert_int_eq(state_rejudge_window(db, cs, 3, 1), 0);
+	ck_assert_int_eq(state_load(db, &s), 0);
+	ck_assert_uint_eq(s.n, 2);
+	ck_assert(s.failed[0] && !s.failed[1]);
+	state_saved_clear(&s);
+	ck_assert_int_eq(count("SELECT sum(link_failed) FROM runs WHERE in_window = 1"), 2);
+	ck_assert_int_eq(state_window_text(db, &text), 0);
+	ck_assert_ptr_nonnull(strstr(text, "cancelled"));
+	free(text);
 }
 END_TEST
 
@@ -491,6 +519,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, change_and_steps);
 	tcase_add_test(tc, change_is_atomic);
 	tcase_add_test(tc, rejudge_after_reload);
+	tcase_add_test(tc, rejudge_cancelled);
 	tcase_add_test(tc, reopen_keeps_schema);
 	tcase_add_test(tc, migrate_v0_keeps_history);
 	tcase_add_test(tc, migrate_v0_unbacked_state_is_unknown);

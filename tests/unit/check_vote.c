@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "agent/schedule.h"
 #include "agent/state.h"
 #include "agent/vote.h"
 
@@ -326,6 +327,98 @@ START_TEST(window_across_restart)
 }
 END_TEST
 
+
+/* The scheduler on an injected clock: interval 120 s, fast_interval 10 s,
+ * runs 2. A run's verdict is added, then the next start is asked for. */
+#define IV (120 * 1000000ULL)
+#define FAST (10 * 1000000ULL)
+
+static uint64_t next_after(struct vote *v, uint64_t start, bool failed, bool *changed)
+{
+	*changed = vote_add_run(v, failed);
+	if (*changed)
+		vote_commit_change(v);
+	return sched_next_start(v, start, IV, FAST);
+}
+
+START_TEST(schedule_fast_while_disagreeing)
+{
+	struct vote_params p = P(1, 2, 2, 2);
+	struct vote v;
+	bool ch;
+	uint64_t t = 5000; /* any monotonic reading */
+
+	vote_init(&v, &p, INITIAL_UP, false, LINK_DOWN, NULL, 0);
+	/* Nothing in the window: the plain interval. */
+	ck_assert(!sched_disagrees(&v));
+	ck_assert_uint_eq(sched_next_start(&v, t, IV, FAST), t + IV);
+	/* UP and passing: interval. */
+	t = next_after(&v, t, false, &ch);
+	ck_assert_uint_eq(t, 5000 + IV);
+	/* A failed run while UP: the next one comes fast_interval after this start. */
+	uint64_t s = t;
+	t = next_after(&v, s, true, &ch);
+	ck_assert(!ch);
+	ck_assert_uint_eq(t, s + FAST);
+	/* The second failure decides: DOWN, the window is empty, back to interval. */
+	s = t;
+	t = next_after(&v, s, true, &ch);
+	ck_assert(ch);
+	ck_assert_int_eq(v.state, LINK_DOWN);
+	ck_assert_uint_eq(t, s + IV);
+	/* DOWN and failing agrees: interval. */
+	s = t;
+	t = next_after(&v, s, true, &ch);
+	ck_assert_uint_eq(t, s + IV);
+	/* A pass while DOWN: fast, and fast again while it is in the window. */
+	s = t;
+	t = next_after(&v, s, false, &ch);
+	ck_assert(!ch);
+	ck_assert_uint_eq(t, s + FAST);
+	s = t;
+	t = next_after(&v, s, false, &ch);
+	ck_assert(ch); /* 2 of 2 passed: UP */
+	ck_assert_uint_eq(t, s + IV);
+}
+END_TEST
+
+START_TEST(schedule_refuted_flap)
+{
+	/* runs 3: one failure stays in the window for three runs, so the runs
+	 * come fast until it has left it (the flap is refuted), then slow. */
+	struct vote_params p = P(1, 3, 3, 3);
+	struct vote v;
+	bool ch;
+	uint64_t s = 0, t;
+
+	vote_init(&v, &p, INITIAL_UP, false, LINK_DOWN, NULL, 0);
+	t = next_after(&v, s, true, &ch);
+	ck_assert_uint_eq(t, s + FAST);
+	s = t, t = next_after(&v, s, false, &ch);
+	ck_assert_uint_eq(t, s + FAST);
+	s = t, t = next_after(&v, s, false, &ch);
+	ck_assert_uint_eq(t, s + FAST);
+	s = t, t = next_after(&v, s, false, &ch); /* the failure drops out */
+	ck_assert(!ch);
+	ck_assert_uint_eq(t, s + IV);
+}
+END_TEST
+
+START_TEST(schedule_off)
+{
+	/* fast_interval = interval is off; 0 (a hand-made cfg) means off too. */
+	struct vote_params p = P(1, 2, 2, 2);
+	struct vote v;
+
+	vote_init(&v, &p, INITIAL_UP, false, LINK_DOWN, NULL, 0);
+	vote_add_run(&v, true);
+	ck_assert(sched_disagrees(&v));
+	ck_assert_uint_eq(sched_next_start(&v, 7, IV, IV), 7 + IV);
+	ck_assert_uint_eq(sched_next_start(&v, 7, IV, 0), 7 + IV);
+	ck_assert_uint_eq(sched_next_start(&v, 7, IV, FAST), 7 + FAST);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("vote");
@@ -337,6 +430,9 @@ static Suite *suite(void)
 	tcase_add_test(tc, threshold_boundaries);
 	tcase_add_test(tc, initial_state);
 	tcase_add_test(tc, window_across_restart);
+	tcase_add_test(tc, schedule_fast_while_disagreeing);
+	tcase_add_test(tc, schedule_refuted_flap);
+	tcase_add_test(tc, schedule_off);
 	suite_add_tcase(s, tc);
 	return s;
 }

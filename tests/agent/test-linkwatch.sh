@@ -83,7 +83,7 @@ CONF
 # rr_spawn writes it to $T/rerouterd.log.
 rr_spawn rerouterd ip netns exec $HUB unshare -m sh -c \
 	'[ -d /run/systemd/journal ] && mount -t tmpfs tmpfs /run/systemd/journal; exec "$@"' sh \
-	"$RERD" -v -c "$T/rerouter.conf"
+	"$RERD" -v --allow-root -c "$T/rerouter.conf"
 LOG=$T/rerouterd.log
 DPID=$RR_PID
 

@@ -143,7 +143,7 @@ chmod 600 "$T/monitrc"
 
 start_tool() { # TOOL
 	case $1 in
-	rerouter) rr_spawn rerouterd ip netns exec $HUB "$RR_BUILDDIR/rerouterd" -v -c "$T/rerouter.conf" ;;
+	rerouter) rr_spawn rerouterd ip netns exec $HUB "$RR_BUILDDIR/rerouterd" -v --allow-root -c "$T/rerouter.conf" ;;
 	monit) rr_spawn monit ip netns exec $HUB "$MONIT" -I -c "$T/monitrc" ;;
 	esac
 	TOOL_PID=$RR_PID

@@ -260,7 +260,7 @@ echo "== the daemon's early verdict: hanging link checks cancelled, the backup c
 } >"$T/early.conf"
 # Not in_hub: a function in the background would be a subshell, and the
 # SIGTERM would reach it instead of the daemon.
-ip netns exec $HUB "$RRD" -v -c "$T/early.conf" >"$T/early.log" 2>&1 &
+ip netns exec $HUB "$RRD" -v --allow-root -c "$T/early.conf" >"$T/early.log" 2>&1 &
 EPID=$!
 early_done() { grep -q "check backup-hole .*: fail" "$T/early.log"; }
 wait_for "the daemon's first run" early_done

@@ -60,7 +60,7 @@ attempts() { grep -c . "$ATTEMPTS"; }
 state_is() { [ "$(sqlite3 "$SUR_SDB" "SELECT state FROM agent_state" 2>/dev/null)" = "$1" ]; }
 status_says() { "$RCTL" -c "$CONF" status 2>&1 | grep -Eq -- "$1"; }
 routing_done() { [ "$(sqlite3 "$SUR_SDB" "SELECT COUNT(*) FROM routing WHERE pending_step IS NOT NULL")" = 0 ]; }
-runs() { sqlite3 "$SUR_SDB" "SELECT COUNT(*) FROM runs"; }
+runs() { sqlite3 "$SUR_SDB" "SELECT COALESCE(MAX(id), 0) FROM runs"; }
 runs_at_least() { [ "$(runs)" -ge "$1" ]; }
 # quiet_for N: N more runs of the daemon pass (then nothing more is due).
 quiet_for() { local r; r=$(runs); wait_for 30 runs_at_least $((r + $1)); }

@@ -63,11 +63,17 @@ wait_for 60 eval '! kill -0 $SUR_DPID 2>/dev/null' || rr_fail "rerouterd did not
 wait "$SUR_DPID"
 rc=$?
 rr_expect_eq "valgrind: no error, no definite leak (exit 0)" 0 "$rc"
-if [ -s "$VG" ]; then
-	rr_info "valgrind said:"
-	head -60 "$VG" >&2
+# With -q valgrind writes only its reports (==PID== lines) and its own
+# warnings (--PID--: e.g. pidfd_open, which valgrind 3.19 does not know;
+# rerouterd then takes its fallback for hooks).
+if grep -q '^==[0-9]*==' "$VG"; then
+	grep '^==[0-9]*==' "$VG" | head -60 >&2
+	rr_fail "valgrind reported errors"
+else
+	rr_ok "no valgrind report"
 fi
-rr_check "valgrind's log is empty (-q)" [ ! -s "$VG" ]
+grep -q '^--[0-9]*-- WARNING' "$VG" &&
+	rr_info "valgrind's warnings: $(grep '^--[0-9]*-- WARNING' "$VG" | sed 's/^--[0-9]*-- //' | sort | uniq -c | tr -s ' \n' ' ')"
 rr_check "alerts exactly once" sur_account
 
 if [ "$RR_FAILURES" -gt 0 ]; then

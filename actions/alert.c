@@ -3,7 +3,11 @@
  * merge), at most one mail per min_gap, failed attempts back off from 30 s
  * doubling to 15 min. Schedule times are CLOCK_REALTIME because they are
  * persisted across restarts; a clock stepping backwards is bounded by
- * clamping every wait to max(cap, min_gap). */
+ * clamping every wait to max(cap, min_gap).
+ *
+ * Test only: RR_TEST_ALERT_BACKOFF_USEC=FIRST[,CAP] (microseconds) replaces
+ * the 30 s / 15 min schedule, so that a test can keep the mail server down
+ * for "an hour" of attempts in seconds (tests/surroundings). */
 #include "config.h"
 
 #include <errno.h>
@@ -695,6 +699,29 @@ out:
 	free(message);
 }
 
+/* The test-only schedule (see the top of this file); ignored when malformed. */
+static void test_backoff(struct alerts *a)
+{
+	const char *v = getenv("RR_TEST_ALERT_BACKOFF_USEC");
+	unsigned long long first, cap;
+	char *end;
+
+	if (!v || !v[0])
+		return;
+	errno = 0;
+	first = strtoull(v, &end, 10);
+	cap = first;
+	if (*end == ',')
+		cap = strtoull(end + 1, &end, 10);
+	if (errno || *end || first == 0) {
+		log_warnx("alert: RR_TEST_ALERT_BACKOFF_USEC=%s is not FIRST[,CAP] in usec; ignored", v);
+		return;
+	}
+	alerts_set_backoff(a, first, cap);
+	log_warnx("alert: RR_TEST_ALERT_BACKOFF_USEC: retries from %llu usec, at most %llu (test only)",
+		  first, cap < first ? first : cap);
+}
+
 static int on_timer(sd_event_source *s, uint64_t usec, void *userdata)
 {
 	alerts_kick(userdata);
@@ -713,6 +740,7 @@ int alerts_new(sd_event *e, sqlite3 *state_db, const struct cfg *cfg, struct ale
 	a->cfg = cfg;
 	a->clock = realtime_now;
 	alerts_set_backoff(a, ALERTS_BACKOFF_FIRST_USEC, ALERTS_BACKOFF_CAP_USEC);
+	test_backoff(a);
 	/* Before the first transfer's thread: curl_global_init() is not thread-safe. */
 	r = curl_loop_global_init();
 	if (r < 0)

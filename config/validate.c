@@ -496,31 +496,12 @@ static void build_tls(struct ctx *x, const struct cfg_sect *s, struct cfg_check 
 	}
 }
 
-static void build_check(struct ctx *x, const struct cfg_sect *s, struct cfg_check *ck)
+/* count and min_replies (ping), expect and proxy (http): refused elsewhere. */
+static void build_type_keys(struct ctx *x, const struct cfg_sect *s, struct cfg_check *ck)
 {
-	static const char *const roles[] = { "link", "backup", NULL };
-	static const char *const http_schemes[] = { "http", "https", NULL };
 	static const char *const proxy_schemes[] = { "http", "https", "socks4", "socks5", "socks5h", NULL };
 	const struct cfg *c = x->c;
 	const char *v;
-	char a[32], b[32];
-	int e;
-
-	ck->name = xstrdup(x, s->name);
-	ck->line = s->line;
-	ck->role = ROLE_LINK;
-	if (get_enum(x, s, K_CHECK_ROLE, roles, &e))
-		ck->role = (enum cfg_role)e;
-	if (!raw(s, K_CHECK_TYPE)) {
-		missing(x, s, K_CHECK_TYPE, "(ping, http, tcp or smtp)");
-		return;
-	}
-	if (!get_enum(x, s, K_CHECK_TYPE, type_names, &e))
-		return;
-	ck->type = (enum cfg_check_type)e;
-
-	ck->timeout_usec = ck->type == CHECK_PING ? c->ping.timeout_usec : SEC(5);
-	get_duration(x, s, K_CHECK_TIMEOUT, MSEC(10), HOUR(1), &ck->timeout_usec);
 
 	if (ck->type == CHECK_PING) {
 		ck->ping_count = c->ping.count;
@@ -531,30 +512,35 @@ static void build_check(struct ctx *x, const struct cfg_sect *s, struct cfg_chec
 		not_for_type(x, s, K_CHECK_COUNT, "ping", ck->type);
 		not_for_type(x, s, K_CHECK_MIN_REPLIES, "ping", ck->type);
 	}
-	if (ck->type == CHECK_HTTP) {
-		ck->expect[0] = (struct cfg_range){ 200, 399 };
-		ck->n_expect = 1;
-		if ((v = raw(s, K_CHECK_EXPECT)) &&
-		    cfg_parse_expect(v, ck->expect, CFG_MAX_EXPECT, &ck->n_expect) < 0)
-			bad(x, s, K_CHECK_EXPECT, 0,
-			    "expected status codes (100-599) such as 200-399 or 200,204,300-399, got '%s'", v);
-		if ((v = raw(s, K_CHECK_PROXY)) && strcmp(v, "none") != 0) {
-			if (cfg_parse_url(v, proxy_schemes) < 0)
-				bad(x, s, K_CHECK_PROXY, 0,
-				    "expected none or a proxy URL (http, https, socks4, socks5 or socks5h://host[:port]), got '%s'", v);
-			else
-				ck->proxy = xstrdup(x, v);
-		}
-	} else {
+	if (ck->type != CHECK_HTTP) {
 		not_for_type(x, s, K_CHECK_EXPECT, "http", ck->type);
 		not_for_type(x, s, K_CHECK_PROXY, "http", ck->type);
+		return;
 	}
-	build_tls(x, s, ck);
+	ck->expect[0] = (struct cfg_range){ 200, 399 };
+	ck->n_expect = 1;
+	if ((v = raw(s, K_CHECK_EXPECT)) && cfg_parse_expect(v, ck->expect, CFG_MAX_EXPECT, &ck->n_expect) < 0)
+		bad(x, s, K_CHECK_EXPECT, 0,
+		    "expected status codes (100-599) such as 200-399 or 200,204,300-399, got '%s'", v);
+	if ((v = raw(s, K_CHECK_PROXY)) && strcmp(v, "none") != 0) {
+		if (cfg_parse_url(v, proxy_schemes) < 0)
+			bad(x, s, K_CHECK_PROXY, 0,
+			    "expected none or a proxy URL (http, https, socks4, socks5 or socks5h://host[:port]), got '%s'", v);
+		else
+			ck->proxy = xstrdup(x, v);
+	}
+}
+
+/* target as the type wants it; source and mark. */
+static void build_target(struct ctx *x, const struct cfg_sect *s, struct cfg_check *ck)
+{
+	static const char *const http_schemes[] = { "http", "https", NULL };
+	const char *v;
+	int r;
 
 	if (!(v = raw(s, K_CHECK_TARGET))) {
 		missing(x, s, K_CHECK_TARGET, NULL);
 	} else {
-		int r;
 		switch (ck->type) {
 		case CHECK_PING:
 			if ((r = cfg_parse_host(v, &ck->host)) < 0)
@@ -579,7 +565,6 @@ static void build_check(struct ctx *x, const struct cfg_sect *s, struct cfg_chec
 		if (r == 0)
 			ck->target = xstrdup(x, v);
 	}
-
 	if ((v = raw(s, K_CHECK_SOURCE))) {
 		if (cfg_parse_source(v, &ck->source_is_ifname) < 0)
 			bad(x, s, K_CHECK_SOURCE, 0, "expected an IP address or an interface name, got '%s'", v);
@@ -592,10 +577,15 @@ static void build_check(struct ctx *x, const struct cfg_sect *s, struct cfg_chec
 		else
 			ck->has_mark = true;
 	}
+}
 
-	/* Against [agent] interval: a run must end before the next one starts. */
+/* Against [agent] interval: a run must end before the next one starts. */
+static void check_fits_interval(struct ctx *x, const struct cfg_sect *s, const struct cfg_check *ck)
+{
 	const struct cfg_sect *ag = x->sec[SEC_AGENT], *pg = x->sec[SEC_PING];
-	uint64_t iv = c->agent.interval_usec;
+	uint64_t iv = x->c->agent.interval_usec;
+	char a[32], b[32];
+
 	cfg_format_duration(iv, b, sizeof(b));
 	if (ck->type != CHECK_PING) {
 		if (ck->timeout_usec >= iv) {
@@ -607,9 +597,8 @@ static void build_check(struct ctx *x, const struct cfg_sect *s, struct cfg_chec
 		return;
 	}
 	if ((uint64_t)ck->ping_count * ck->timeout_usec >= iv) {
-		char label[160];
+		char label[160], total[32];
 		cfg_format_duration(ck->timeout_usec, a, sizeof(a));
-		char total[32];
 		cfg_format_duration((uint64_t)ck->ping_count * ck->timeout_usec, total, sizeof(total));
 		unsigned line = line_of(s, K_CHECK_TIMEOUT) ? line_of(s, K_CHECK_TIMEOUT) : line_of(s, K_CHECK_COUNT);
 		if (!line)
@@ -625,6 +614,31 @@ static void build_check(struct ctx *x, const struct cfg_sect *s, struct cfg_chec
 		bad(x, s, K_CHECK_MIN_REPLIES, line, "%u is more than count (%u)", ck->ping_min_replies,
 		    ck->ping_count);
 	}
+}
+
+static void build_check(struct ctx *x, const struct cfg_sect *s, struct cfg_check *ck)
+{
+	static const char *const roles[] = { "link", "backup", NULL };
+	int e;
+
+	ck->name = xstrdup(x, s->name);
+	ck->line = s->line;
+	ck->role = ROLE_LINK;
+	if (get_enum(x, s, K_CHECK_ROLE, roles, &e))
+		ck->role = (enum cfg_role)e;
+	if (!raw(s, K_CHECK_TYPE)) {
+		missing(x, s, K_CHECK_TYPE, "(ping, http, tcp or smtp)");
+		return;
+	}
+	if (!get_enum(x, s, K_CHECK_TYPE, type_names, &e))
+		return;
+	ck->type = (enum cfg_check_type)e;
+	ck->timeout_usec = ck->type == CHECK_PING ? x->c->ping.timeout_usec : SEC(5);
+	get_duration(x, s, K_CHECK_TIMEOUT, MSEC(10), HOUR(1), &ck->timeout_usec);
+	build_type_keys(x, s, ck);
+	build_tls(x, s, ck);
+	build_target(x, s, ck);
+	check_fits_interval(x, s, ck);
 }
 
 static void build_window(struct ctx *x, const struct cfg_sect *s, struct cfg_window *w)

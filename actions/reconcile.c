@@ -78,6 +78,7 @@ struct reconciler {
 
 	struct transport_job *job;
 	struct exec *exec;
+	bool compare_only; /* a run came while a restart or flush waits for its backoff */
 	bool resuming;
 	int polls;
 	uint64_t started_usec;
@@ -275,6 +276,7 @@ static void write_marks(struct reconciler *r, bool settled);
 
 static void schedule(struct reconciler *r)
 {
+	r->compare_only = false; /* a whole pass, now */
 	if (r->retry)
 		sd_event_source_set_enabled(r->retry, SD_EVENT_OFF);
 	if (sd_event_source_set_enabled(r->defer, SD_EVENT_ONESHOT) < 0)
@@ -760,6 +762,14 @@ static void pass(struct reconciler *r)
 {
 	if (r->job || r->exec)
 		return; /* its end continues the pass */
+	if (r->compare_only) {
+		/* The connectors are compared at every run; a restart or flush that
+		 * failed waits for its backoff (systemd's start limit, a mail system
+		 * still down), whose timer stays armed. */
+		r->compare_only = false;
+		step_connectors(r);
+		return;
+	}
 	/* Each step: 0 done (or nothing owed), else running or failed; a
 	 * running step's end, or the retry, continues the pass. */
 	if (step_connectors(r) < 0 || step_transport(r) != 0 || step_flush(r) != 0)
@@ -836,13 +846,21 @@ void reconcile_set_target(struct reconciler *r, enum route_target t, int64_t cha
 
 void reconcile_now(struct reconciler *r)
 {
+	int on = SD_EVENT_OFF;
+	bool waiting = r->retry && sd_event_source_get_enabled(r->retry, &on) >= 0 && on != SD_EVENT_OFF;
+
 	if (r->job || r->exec)
 		return;
-	if (r->resuming && r->retry) {
-		/* Polling a crashed process's restart: let the poll continue. */
-		int on = SD_EVENT_OFF;
-		if (sd_event_source_get_enabled(r->retry, &on) >= 0 && on != SD_EVENT_OFF)
-			return;
+	/* Polling a crashed process's restart: let the poll continue. */
+	if (r->resuming && waiting)
+		return;
+	/* A connectors step that failed is tried again at once (the lock may be
+	 * gone); a failed restart or flush keeps its backoff. */
+	if (waiting && (!strncmp(r->pending, "transport:", 10) || !strncmp(r->pending, "flush:", 6))) {
+		r->compare_only = true;
+		if (sd_event_source_set_enabled(r->defer, SD_EVENT_ONESHOT) < 0)
+			log_errx("routing: cannot schedule a comparison");
+		return;
 	}
 	schedule(r);
 }

@@ -27,6 +27,7 @@ sur_lab() {
 	T=$RR_TMPDIR
 	SUR_NS=rr-sur$k
 	SUR_WAN_IP=10.231.70.$((16 * k + 2))
+	SUR_HUB_IP=10.231.70.$((16 * k + 1))
 	SUR_PORT=$((20700 + k))
 	SUR_MAILBOX=127.0.70.$k:$((20700 + k))
 	SUR_SDB=$T/db/state.db
@@ -133,16 +134,18 @@ sur_daemon_stop() {
 	SUR_DPID=""
 }
 
-# A random flapping of the WAN: down MIN..MAX ms, up MIN..MAX ms, forever.
-SUR_FLAP_PID=""
+# A random flapping of the WAN: cut MIN..MAX ms, up MIN..MAX ms, forever.
+# The cut is a blackhole route to the hub inside the WAN (the far end dies,
+# no carrier change): the kernel delays carrier-up events by up to a second,
+# so a veth set down and up this fast would stay dead.
 sur_flap_start() {
-	local min=$1 max=$2 nif=${RR_WAN_NSIF[$SUR_NS]}
+	local min=$1 max=$2
 	(
-		trap 'exit 0' TERM
+		trap 'ip -n "$SUR_NS" route del blackhole "$SUR_HUB_IP/32" 2>/dev/null; exit 0' TERM
 		while :; do
-			ip -n "$SUR_NS" link set "$nif" down
+			ip -n "$SUR_NS" route add blackhole "$SUR_HUB_IP/32"
 			sleep "$(awk -v a="$min" -v b="$max" -v r="$RANDOM" 'BEGIN { printf "%.3f", (a + (b - a) * r / 32767) / 1000 }')"
-			ip -n "$SUR_NS" link set "$nif" up
+			ip -n "$SUR_NS" route del blackhole "$SUR_HUB_IP/32"
 			sleep "$(awk -v a="$min" -v b="$max" -v r="$RANDOM" 'BEGIN { printf "%.3f", (a + (b - a) * r / 32767) / 1000 }')"
 		done
 	) </dev/null >/dev/null 2>&1 &

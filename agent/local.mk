@@ -1,6 +1,7 @@
 # agent/: the daemon's loop, voting, windows, persisted state, logging.
 librerouter_la_SOURCES += \
 	agent/agent.h \
+	agent/check.c \
 	agent/change.h \
 	agent/clock.c \
 	agent/clock.h \
@@ -14,6 +15,8 @@ librerouter_la_SOURCES += \
 	agent/db.h \
 	agent/log.c \
 	agent/log.h \
+	agent/ops.c \
+	agent/ops.h \
 	agent/schema.c \
 	agent/schema.h \
 	agent/state.c \

@@ -11,6 +11,7 @@
 #include "actions/actions.h"
 #include "agent/agent.h"
 #include "agent/log.h"
+#include "agent/ops.h"
 #include "config/config.h"
 
 static void usage(FILE *f)
@@ -26,6 +27,8 @@ static void usage(FILE *f)
 		"  hold up|down [--for DURATION]\n"
 		"                    pin the state: only its connectors are enforced\n"
 		"  release           end a hold: the window decides from the next run\n"
+		"  check             one line and exit code for monitoring (0 OK, 1 WARNING,\n"
+		"                    2 CRITICAL, 3 UNKNOWN)\n"
 		"  init              create the transport and state databases if missing\n\n"
 		"  -c, --config FILE configuration file (default %s)\n"
 		"  -h, --help        this text\n"
@@ -97,24 +100,32 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	} else if (strcmp(cmd, "status") && strcmp(cmd, "connectors") && strcmp(cmd, "init") &&
+		   strcmp(cmd, "check") &&
 		   strcmp(cmd, "release")) {
 		fprintf(stderr, "rerouterctl: unknown command '%s'\n", cmd);
 		usage(stderr);
 		return 2;
 	} else if (nargs != 0) {
 		fprintf(stderr, "rerouterctl: %s takes no arguments\n", cmd);
-		return 2;
+		/* A monitoring plugin's usage error is UNKNOWN. */
+		return strcmp(cmd, "check") ? 2 : 3;
 	}
 
 	log_setup("rerouterctl", true, false);
 
 	struct cfg *cfg = NULL;
 	int r = cfg_load_print(path, &cfg);
-	if (r < 0)
-		return 2;
+	if (r < 0) {
+		if (strcmp(cmd, "check"))
+			return 2;
+		printf("REROUTER UNKNOWN - cannot load the configuration %s\n", path);
+		return 3;
+	}
 
 	if (!strcmp(cmd, "status"))
 		r = agent_ctl_status(cfg);
+	else if (!strcmp(cmd, "check"))
+		r = agent_ctl_check(cfg);
 	else if (!strcmp(cmd, "history"))
 		r = agent_ctl_history(cfg, hist_n);
 	else if (!strcmp(cmd, "hold"))

@@ -4,6 +4,7 @@ librerouter_la_SOURCES += \
 	actions/actions.h \
 	actions/alert.c \
 	actions/alert.h \
+	actions/connector_ctl.c \
 	actions/connectors.c \
 	actions/connectors.h \
 	actions/exec.c \

@@ -26,6 +26,7 @@
 #include "actions/alert.h"
 #include "agent/agent.h"
 #include "agent/log.h"
+#include "agent/metrics.h"
 #include "agent/state.h"
 #include "agent/vote.h"
 #include "agent/window.h"
@@ -467,6 +468,10 @@ static void on_run_done(struct probe_run *run, const struct probe_result *res, s
 	check_hold(d);
 	update_routes(d);
 	notify_status(d);
+	metrics_after_run(d->cfg, d->db, &(struct metrics_run){
+		.state = d->vote.state, .since_usec = d->since_usec, .hold = d->hold != LINK_UNKNOWN,
+		.duration_usec = clock_usec(CLOCK_MONOTONIC) - d->run_start_mono, .failed = failed,
+		.results = res, .n_results = n });
 
 	d->run_cfg = NULL;
 	free_retired(d);

@@ -8,13 +8,18 @@ librerouter_la_SOURCES += \
 	agent/clockwatch.c \
 	agent/clockwatch.h \
 	agent/ctl.c \
+	agent/ctl_json.c \
 	agent/curl_loop.c \
 	agent/curl_loop.h \
 	agent/daemon.c \
 	agent/db.c \
 	agent/db.h \
+	agent/json.c \
+	agent/json.h \
 	agent/log.c \
 	agent/log.h \
+	agent/metrics.c \
+	agent/metrics.h \
 	agent/ops.c \
 	agent/ops.h \
 	agent/schema.c \

@@ -161,6 +161,31 @@ rr_check "the gate reopens at a run: WARNING (1)" wait_for 10 check_is 1 "mail i
 rr_wan_restore "$NS"
 rr_check "UP again: OK (0)" wait_for 10 check_is 0 "REROUTER OK"
 
+rr_step "B. status and history --json"
+S=$("$RCTL" -c "$CONF" status --json)
+rr_expect_eq "status --json exits 0 while UP" 0 $?
+rr_check "status --json parses (python3 -m json.tool)" eval 'printf "%s" "$S" | python3 -m json.tool >/dev/null'
+rr_expect_eq "status keys" "daemon,gate_closed,hold,last_run,pending,since,since_seconds,state,window" \
+	"$(printf '%s' "$S" | jq -r 'keys | join(",")')"
+rr_expect_eq "state" up "$(printf '%s' "$S" | jq -r .state)"
+rr_check "since is ISO 8601 UTC" eval 'printf "%s" "$S" | jq -e ".since | test(\"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z$\")" >/dev/null'
+rr_expect_eq "durations are numbers" "number,number" "$(printf '%s' "$S" | jq -r '[(.since_seconds|type), (.daemon.heartbeat_age_seconds|type)] | join(",")')"
+rr_expect_eq "the daemon's pid" "$DPID" "$(printf '%s' "$S" | jq -r .daemon.pid)"
+rr_expect_eq "window keys" "failed,failed_runs,passed,passed_runs,runs,size" "$(printf '%s' "$S" | jq -r '.window | keys | join(",")')"
+rr_expect_eq "last run's check keys" "duration_seconds,name,outcome,passed,reason,role,target,type" \
+	"$(printf '%s' "$S" | jq -r '.last_run.checks[0] | keys | join(",")')"
+rr_expect_eq "last run's checks" "web,gw,relay-b" "$(printf '%s' "$S" | jq -r '[.last_run.checks[].name] | join(",")')"
+rr_expect_eq "pending" '{"routing":null,"steps":0,"alerts_queued":0}' "$(printf '%s' "$S" | jq -c .pending)"
+H=$("$RCTL" -c "$CONF" history --json -n 10)
+rr_expect_eq "history --json exits 0" 0 $?
+rr_check "history --json parses" eval 'printf "%s" "$H" | python3 -m json.tool >/dev/null'
+rr_expect_eq "the changes, newest first" "down->up,down->down,down->up,up->down,unknown->up" \
+	"$(printf '%s' "$H" | jq -r '[.history[] | select(.type == "change") | "\(.from)->\(.to)"] | join(",")' | sed 's/down->down/up->down/')"
+rr_expect_eq "change keys" "at,from,id,no_backup,previous_held_seconds,reason,steps,to,type" \
+	"$(printf '%s' "$H" | jq -r '[.history[] | select(.type == "change")][0] | keys | join(",")')"
+rr_expect_eq "the gate change says no_backup" true "$(printf '%s' "$H" | jq -r '[.history[] | select(.type == "change" and .to == "down")][0].no_backup')"
+rr_expect_eq "the gate event is listed" rerouterd "$(printf '%s' "$H" | jq -r '[.history[] | select(.type == "event" and .event == "gate")][0].changed_by')"
+
 rr_step "A. check: CRITICAL when the daemon falls silent"
 kill -STOP "$DPID"
 rr_check "silent for 3 intervals: CRITICAL (2)" wait_for 10 check_is 2 "no sign of life from rerouterd"

@@ -9,6 +9,8 @@ librerouter_la_SOURCES += \
 	actions/connectors.h \
 	actions/exec.c \
 	actions/exec.h \
+	actions/queue.c \
+	actions/queue.h \
 	actions/reconcile.c \
 	actions/reconcile.h \
 	actions/transport.c \

@@ -24,5 +24,6 @@ EXTRA_DIST += tests/fuzz/fuzz.h tests/fuzz/fuzz_config.c tests/fuzz/fuzz_duratio
 dist_noinst_SCRIPTS += tests/static/test-static.sh
 EXTRA_DIST += .clang-tidy tests/static/cppcheck.supp tests/deps/static.txt
 # tests/ops: check, --json, metrics, connector management (issue 14).
-dist_noinst_SCRIPTS += tests/ops/test-ops.sh tests/ops/test-connector.sh
+dist_noinst_SCRIPTS += tests/ops/test-ops.sh tests/ops/test-connector.sh \
+	tests/ops/test-readonly.sh tests/ops/test-completion.sh
 EXTRA_DIST += tests/deps/ops.txt

@@ -12,9 +12,10 @@ set -u
 . "$RR_SRCDIR/tests/lib/common.sh"
 . "$RR_SRCDIR/tests/lib/wan.sh"
 . "$RR_SRCDIR/tests/lib/systemd.sh"
+. "$RR_SRCDIR/tests/lib/sink.sh"
 
 need_root
-rr_need_cmd sqlite3 python3 unshare ip jq
+rr_need_cmd sqlite3 python3 unshare ip jq promtool smtp-sink
 rr_private_mountns "$@"
 rr_tmpdir
 rr_trap
@@ -30,7 +31,15 @@ TDB=$T/db/transport.db
 SDB=$T/db/state.db
 PROM=$T/prom/rerouter.prom
 LOG=$T/rerouterd.log
-mkdir -p "$T/db" "$T/prom"
+HOOKLOG=$T/hook.log
+MAILBOX=127.0.60.3:20062
+mkdir -p "$T/db" "$T/prom" "$T/mail"
+cat >"$T/hook.sh" <<EOF
+#!/bin/sh
+echo "\$1 id=\$REROUTER_CHANGE_ID enabled=\$REROUTER_ENABLED disabled=\$REROUTER_DISABLED reason=\$REROUTER_REASON" >>"$HOOKLOG"
+EOF
+chmod 755 "$T/hook.sh"
+: >"$HOOKLOG"
 
 rr_step "WAN namespace, targets, backup relay"
 rr_wan_start "$NS" rrops0 rrops1 10.231.60.1/24 "$WAN_IP/24" || rr_die "no WAN namespace"
@@ -50,6 +59,7 @@ while True:
 }
 backup_stop() { rr_kill_pid "$BPID"; BPID=""; }
 backup_start || rr_die "no backup relay"
+rr_sink_start ops-mail "$T/mail" "$MAILBOX" || rr_die "no alert mailbox"
 
 write_conf() { # FILE [EXTRA-SECTIONS]
 	cat >"$1" <<EOF
@@ -89,6 +99,21 @@ disable = site-b
 database = $TDB
 action = none
 flush =
+
+[metrics]
+textfile = $PROM
+
+[hook]
+on_change = $T/hook.sh
+timeout = 5s
+
+[mail]
+to = admin@example.org
+from = rerouter@hub.example.org
+server = smtp://$MAILBOX
+starttls = never
+min_gap = 0
+max_wait = 2s
 ${2:-}
 EOF
 }
@@ -117,6 +142,14 @@ plugin_line() {
 		grep -Eq '^REROUTER (OK|WARNING|CRITICAL|UNKNOWN) - [^|]+( \| ([a-z_]+=([0-9.]+s?|U)(;[0-9.]*)*( |$))+)?$'
 }
 out_has() { printf '%s' "$CK_OUT" | grep -q -- "$1"; }
+# metric NAME[{LABELS}]: its value in the textfile.
+metric() { awk -v m="$1" '$1 == m { print $2 }' "$PROM"; }
+metric_is() { [ "$(metric "$1")" = "$2" ]; }
+promtool_ok() {
+	local out
+	out=$(promtool check metrics <"$PROM" 2>&1) || { rr_info "$out"; return 1; }
+	[ -z "$out" ] || { rr_info "promtool: $out"; return 1; }
+}
 
 # ---------------------------------------------------------------------------
 rr_step "A. check: UNKNOWN before anything ran"
@@ -140,12 +173,41 @@ rr_info "$CK_OUT"
 rr_check "OK follows the plugin convention" plugin_line
 rr_check "perfdata: link_up=1, nothing pending" out_has "| link_up=1 .*steps_pending=0 alerts_queued=0 hold=0 gate_closed=0"
 
+rr_step "C. the metrics textfile while UP"
+rr_check "rerouter_link_up 1" wait_for 5 metric_is rerouter_link_up 1
+rr_check "promtool check metrics: clean" promtool_ok
+rr_expect_eq "rerouter_changes_total{to=\"up\"}" 1 "$(metric 'rerouter_changes_total{to="up"}')"
+rr_expect_eq "rerouter_check_up web" 1 "$(metric 'rerouter_check_up{check="web",type="http",role="link"}')"
+rr_expect_eq "rerouter_check_up relay-b" 1 "$(metric 'rerouter_check_up{check="relay-b",type="tcp",role="backup"}')"
+rr_expect_eq "rerouter_run_failed" 0 "$(metric rerouter_run_failed)"
+rr_expect_eq "rerouter_hold" 0 "$(metric rerouter_hold)"
+rr_expect_eq "rerouter_steps_pending" 0 "$(metric rerouter_steps_pending)"
+rr_check "rerouter_state_since_seconds is a Unix time" eval '[ "$(metric rerouter_state_since_seconds | cut -d. -f1)" -gt 1700000000 ]'
+rr_check "no temporary file left beside it" eval '[ "$(ls "$T/prom" | wc -l)" = 1 ]'
+
 rr_step "A. check: WARNING while DOWN with mail rerouted"
 rr_wan_cut "$NS"
 rr_check "DOWN, backup answers: WARNING (1)" wait_for 10 check_is 1 "link DOWN since .*: mail is rerouted"
 rr_info "$CK_OUT"
 rr_check "WARNING follows the plugin convention" plugin_line
 rr_check "perfdata link_up=0" out_has "| link_up=0 "
+rr_step "C. the metrics textfile across the cut"
+rr_check "rerouter_link_up 0" wait_for 5 metric_is rerouter_link_up 0
+rr_check "promtool check metrics: clean" promtool_ok
+rr_expect_eq "rerouter_changes_total{to=\"down\"}" 1 "$(metric 'rerouter_changes_total{to="down"}')"
+rr_expect_eq "rerouter_check_up web" 0 "$(metric 'rerouter_check_up{check="web",type="http",role="link"}')"
+rr_expect_eq "rerouter_check_up relay-b still 1" 1 "$(metric 'rerouter_check_up{check="relay-b",type="tcp",role="backup"}')"
+rr_expect_eq "rerouter_run_failed" 1 "$(metric rerouter_run_failed)"
+id_down=$(sqlite3 "$SDB" "SELECT MAX(id) FROM changes WHERE new_state = 'down'")
+hook_down() { grep -q "^down id=$id_down " "$HOOKLOG"; }
+rr_check "the hook ran for the change to DOWN" wait_for 10 hook_down
+rr_expect_eq "the hook's environment" "down id=$id_down enabled=site-b disabled=site-a reason=decided by the window's runs" \
+	"$(grep "^down id=$id_down " "$HOOKLOG")"
+mail_down() { grep -l "is DOWN" "$T"/mail/* 2>/dev/null | head -1; }
+rr_check "the DOWN alert was delivered" wait_for 10 eval '[ -n "$(mail_down)" ]'
+rr_check "the alert has the route of * now" grep -q '^  \*  *smtp:\[127.0.60.2\]:20060' "$(mail_down)"
+rr_check "the alert has the deferred queue (or why not)" grep -Eq '^Deferred queue: ([0-9]+ messages?|unknown \(postqueue -j: .*\))' "$(mail_down)"
+rr_info "$(grep -A3 '^Routes now' "$(mail_down)")"
 rr_wan_restore "$NS"
 rr_check "UP again: OK (0)" wait_for 10 check_is 0 "REROUTER OK"
 
@@ -156,6 +218,12 @@ rr_check "DOWN, no backup path: CRITICAL (2)" wait_for 10 check_is 2 "no backup 
 rr_info "$CK_OUT"
 rr_check "CRITICAL follows the plugin convention" plugin_line
 rr_check "perfdata gate_closed=1" out_has "gate_closed=1"
+id_gate=$(sqlite3 "$SDB" "SELECT MAX(id) FROM changes WHERE new_state = 'down'")
+hook_gate() { grep -q "^down id=$id_gate " "$HOOKLOG"; }
+rr_check "the hook ran for the gate-closed change" wait_for 10 hook_gate
+rr_expect_eq "nothing enabled or disabled, and the reason says why" \
+	"down id=$id_gate enabled= disabled= reason=decided by the window's runs; no backup path answered: nothing rewired" \
+	"$(grep "^down id=$id_gate " "$HOOKLOG")"
 backup_start || rr_die "no backup relay"
 rr_check "the gate reopens at a run: WARNING (1)" wait_for 10 check_is 1 "mail is rerouted"
 rr_wan_restore "$NS"

@@ -304,9 +304,13 @@ static void append_now(const struct cfg *cfg, char **body)
 	if (!f)
 		return;
 	fprintf(f, "%s\nRoutes now (%s):\n", *body, cfg->transport.database);
-	if (sqlite3_open_v2(cfg->transport.database, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
-	    (sqlite3_busy_timeout(db, 1000), sqlite3_prepare_v2(db, "SELECT address_space, nexthop FROM "
-	     "transport_routes ORDER BY address_space", -1, &st, NULL) == SQLITE_OK)) {
+	int rc = sqlite3_open_v2(cfg->transport.database, &db, SQLITE_OPEN_READONLY, NULL);
+	if (rc == SQLITE_OK) {
+		sqlite3_busy_timeout(db, 1000);
+		rc = sqlite3_prepare_v2(db, "SELECT address_space, nexthop FROM transport_routes "
+					"ORDER BY address_space", -1, &st, NULL);
+	}
+	if (rc == SQLITE_OK) {
 		while (sqlite3_step(st) == SQLITE_ROW) {
 			fprintf(f, "  %-20s %s\n", (const char *)sqlite3_column_text(st, 0),
 				(const char *)sqlite3_column_text(st, 1));

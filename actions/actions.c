@@ -325,9 +325,48 @@ static void on_hook_done(struct exec *x, const struct exec_outcome *o, void *ud)
 	schedule(a);
 }
 
+/* "KEY=a,b,c" from a list of connector names (malloc'd). */
+static char *env_list(const char *key, const struct cfg_list *l, bool empty)
+{
+	size_t len = strlen(key) + 2;
+	for (size_t i = 0; !empty && i < l->n; i++)
+		len += strlen(l->v[i]) + 1;
+	char *s = malloc(len);
+	if (!s)
+		return NULL;
+	size_t k = (size_t)snprintf(s, len, "%s=", key);
+	for (size_t i = 0; !empty && i < l->n; i++)
+		k += (size_t)snprintf(s + k, len - k, "%s%s", i ? "," : "", l->v[i]);
+	return s;
+}
+
+/* The change's reason in one line, and whether its section was applied (not
+ * with the backup gate closed). */
+static void change_reason(struct actions *a, int64_t id, char *buf, size_t size, bool *applied)
+{
+	sqlite3_stmt *st = NULL;
+	const char *reason = "runs";
+	bool no_backup = false;
+
+	if (sqlite3_prepare_v2(a->db, "SELECT reason, no_backup FROM changes WHERE id = ?1", -1, &st, NULL) ==
+	    SQLITE_OK) {
+		sqlite3_bind_int64(st, 1, id);
+		if (sqlite3_step(st) == SQLITE_ROW) {
+			const char *r = (const char *)sqlite3_column_text(st, 0);
+			reason = r && !strcmp(r, "hold") ? "hold" : "runs";
+			no_backup = sqlite3_column_int(st, 1) != 0;
+		}
+	}
+	snprintf(buf, size, "REROUTER_REASON=%s%s",
+		 !strcmp(reason, "hold") ? "pinned by rerouterctl hold" : "decided by the window's runs",
+		 no_backup ? "; no backup path answered: nothing rewired" : "");
+	sqlite3_finalize(st);
+	*applied = !no_backup;
+}
+
 static enum step_outcome step_hook(struct actions *a, struct pending *p)
 {
-	char e_state[32], e_prev[32], e_since[64];
+	char e_state[32], e_prev[32], e_since[64], e_id[48], e_reason[160];
 	const struct log_field f[] = {
 		{ "REROUTER_ACTION", "hook" },
 		{ "REROUTER_STATE", p->new_state },
@@ -351,8 +390,15 @@ static enum step_outcome step_hook(struct actions *a, struct pending *p)
 	snprintf(e_state, sizeof e_state, "REROUTER_STATE=%s", p->new_state);
 	snprintf(e_prev, sizeof e_prev, "REROUTER_PREVIOUS=%s", p->old_state);
 	snprintf(e_since, sizeof e_since, "REROUTER_SINCE=%s", p->at);
+	snprintf(e_id, sizeof e_id, "REROUTER_CHANGE_ID=%" PRId64, p->change_id);
+	bool applied;
+	change_reason(a, p->change_id, e_reason, sizeof e_reason, &applied);
+	const struct cfg_toggle *sec = !strcmp(p->new_state, "up") ? &a->cfg->on_up : &a->cfg->on_down;
+	char *e_en = env_list("REROUTER_ENABLED", &sec->enable, !applied);
+	char *e_dis = env_list("REROUTER_DISABLED", &sec->disable, !applied);
 	char *const argv[] = { a->cfg->hook.on_change, p->new_state, p->old_state, NULL };
-	char *const env[] = { e_state, e_prev, e_since, NULL };
+	char *const env[] = { e_state, e_prev, e_since, e_id, e_reason, e_en ? e_en : "REROUTER_ENABLED=",
+			      e_dis ? e_dis : "REROUTER_DISABLED=", NULL };
 	struct exec_params ep = {
 		.argv = argv,
 		.env_add = env,
@@ -365,6 +411,8 @@ static enum step_outcome step_hook(struct actions *a, struct pending *p)
 	a->started_usec = clock_usec(CLOCK_MONOTONIC);
 	a->launched_hook = p->change_id;
 	r = exec_start(a->event, &ep, on_hook_done, a, &a->exec);
+	free(e_en);
+	free(e_dis);
 	if (r < 0) {
 		log_fields(LOG_WARNING, f, "hook: cannot start %s: %s", argv[0], strerror(-r));
 		return mark1(a, p, "failed", "cannot start %s: %s", argv[0], strerror(-r));

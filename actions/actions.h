@@ -5,6 +5,7 @@
 #pragma once
 
 #include <sqlite3.h>
+#include <stdbool.h>
 #include <systemd/sd-event.h>
 
 #include "actions/reconcile.h"
@@ -42,4 +43,11 @@ int actions_check_connectors(const struct cfg *cfg, void (*report)(const char *n
 /* rerouterctl init | connectors | enable NAME | disable NAME: exit codes. */
 int actions_ctl_init(const struct cfg *cfg);
 int actions_ctl_connectors(const struct cfg *cfg);
-int actions_ctl_toggle(const struct cfg *cfg, const char *name, int enabled);
+/* disable refuses the last enabled connector of '*' unless force. */
+int actions_ctl_toggle(const struct cfg *cfg, const char *name, int enabled, bool force);
+/* true (after saying why on stderr) when the section the daemon enforces now
+ * names the connector: a toggle would be undone at the next run. */
+bool actions_ctl_managed(const struct cfg *cfg, const char *name);
+/* rerouterctl connector add|remove|set ARGS (actions/connector_ctl.c). */
+int actions_ctl_connector(const struct cfg *cfg, int nargs, char **args);
+int actions_ctl_connectors_json(const struct cfg *cfg);

@@ -19,6 +19,7 @@
 
 #include "agent/clock.h"
 #include "actions/alert.h"
+#include "actions/queue.h"
 #include "actions/mail.h"
 #include "agent/change.h"
 #include "agent/curl_loop.h"
@@ -46,6 +47,9 @@ struct alerts {
 	char *unrecorded_reply;
 	unsigned record_failures;   /* failed writes of that record, for its backoff */
 };
+
+/* postqueue -j runs on the loop while the alert is queued: briefly. */
+#define ALERT_POSTQUEUE_TIMEOUT_USEC (2 * USEC_PER_SEC)
 
 static uint64_t realtime_now(void *ud)
 {
@@ -235,6 +239,51 @@ static void arm_in(struct alerts *a, uint64_t delay_usec)
 	arm(a, realtime_now(NULL) + delay_usec);
 }
 
+/* What the admins need to know now, besides the change: the route each
+ * address space has (transport_routes) and how much mail waits. */
+static void append_now(const struct cfg *cfg, char **body)
+{
+	char *text = NULL;
+	size_t size = 0;
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	FILE *f = open_memstream(&text, &size);
+	int n = 0;
+
+	if (!f)
+		return;
+	fprintf(f, "%s\nRoutes now (%s):\n", *body, cfg->transport.database);
+	int rc = sqlite3_open_v2(cfg->transport.database, &db, SQLITE_OPEN_READONLY, NULL);
+	if (rc == SQLITE_OK) {
+		sqlite3_busy_timeout(db, 1000);
+		rc = sqlite3_prepare_v2(db, "SELECT address_space, nexthop FROM transport_routes "
+					"ORDER BY address_space", -1, &st, NULL);
+	}
+	if (rc == SQLITE_OK) {
+		while (sqlite3_step(st) == SQLITE_ROW) {
+			fprintf(f, "  %-20s %s\n", (const char *)sqlite3_column_text(st, 0),
+				(const char *)sqlite3_column_text(st, 1));
+			n++;
+		}
+		if (n == 0)
+			fprintf(f, "  none: Postfix falls back to relayhost or MX lookups\n");
+	} else
+		fprintf(f, "  cannot be read: %s\n", db ? sqlite3_errmsg(db) : "out of memory");
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	int q = postfix_deferred_count(POSTQUEUE_PATH, ALERT_POSTQUEUE_TIMEOUT_USEC);
+	if (q >= 0)
+		fprintf(f, "\nDeferred queue: %d message%s (postqueue -j)\n", q, q == 1 ? "" : "s");
+	else if (q != -ENOENT)
+		fprintf(f, "\nDeferred queue: unknown (postqueue -j: %s)\n", strerror(-q));
+	if (fclose(f) != 0) {
+		free(text);
+		return;
+	}
+	free(*body);
+	*body = text;
+}
+
 int alerts_enqueue_change(struct alerts *a, int64_t change_id)
 {
 	sqlite3_stmt *st = NULL;
@@ -250,6 +299,7 @@ int alerts_enqueue_change(struct alerts *a, int64_t change_id)
 	r = alerts_compose_change(a->db, change_id, &state, &body);
 	if (r < 0)
 		goto out;
+	append_now(a->cfg, &body);
 	subject_for(state, subject, sizeof subject);
 	r = db_prepare(a->db,
 		       "INSERT OR IGNORE INTO alerts (change_id, new_state, created_usec, "

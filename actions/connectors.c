@@ -545,7 +545,22 @@ static void record_toggle(const struct cfg *cfg, const char *name, int enabled)
 	state_close(db);
 }
 
-int actions_ctl_toggle(const struct cfg *cfg, const char *name, int enabled)
+bool actions_ctl_managed(const struct cfg *cfg, const char *name)
+{
+	enum link_state st;
+	const struct cfg_toggle *sec = managing_section(cfg, &st);
+
+	if (!sec || !(in_list(&sec->enable, name) || in_list(&sec->disable, name)))
+		return false;
+	fprintf(stderr,
+		"rerouterctl: connector %s is managed by [%s] while the link is %s: rerouterd would "
+		"undo this at its next run.\nTo pin the routes of the other state, use "
+		"'rerouterctl hold %s' (and 'rerouterctl release' later).\n",
+		name, st == LINK_UP ? "on_up" : "on_down", link_state_upper(st), st == LINK_UP ? "down" : "up");
+	return true;
+}
+
+int actions_ctl_toggle(const struct cfg *cfg, const char *name, int enabled, bool force)
 {
 	struct ctl_toggle t = { false };
 	struct conn_report rep = { ctl_missing, ctl_changed, &t };
@@ -553,21 +568,17 @@ int actions_ctl_toggle(const struct cfg *cfg, const char *name, int enabled)
 	sqlite3 *db = NULL;
 	int r;
 
-	enum link_state st;
-	const struct cfg_toggle *sec = managing_section(cfg, &st);
-	if (sec && (in_list(&sec->enable, name) || in_list(&sec->disable, name))) {
-		fprintf(stderr,
-			"rerouterctl: connector %s is managed by [%s] while the link is %s: rerouterd would "
-			"undo this at its next run.\nTo pin the routes of the other state, use "
-			"'rerouterctl hold %s' (and 'rerouterctl release' later).\n",
-			name, st == LINK_UP ? "on_up" : "on_down", link_state_upper(st),
-			st == LINK_UP ? "down" : "up");
+	if (actions_ctl_managed(cfg, name))
 		return 1;
-	}
 	if (open_ctl(cfg, &db) < 0)
 		return 1;
 	if ((r = conn_prepare_writer(db, cfg->transport.database)) == -ESTALE)
 		r = conn_init(db, cfg->transport.database);
+	if (r == 0 && !enabled && !force && conn_is_last_default(db, name) == 1) {
+		conn_refuse_last_default(name, "disable");
+		sqlite3_close(db);
+		return 1;
+	}
 	if (r == 0)
 		r = conn_apply(db, &one, 1, "rerouterctl", CONN_TRIES, &rep);
 	sqlite3_close(db);

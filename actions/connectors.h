@@ -70,3 +70,9 @@ int conn_check_missing(sqlite3 *db, const struct cfg *cfg, void (*report)(const 
 		       void *ud);
 
 /* "YYYY-MM-DDTHH:MM:SSZ" for a CLOCK_REALTIME time in microseconds. */
+
+/* 1 when name is an enabled connector of '*' and no other one is (removing
+ * or disabling it would leave Postfix without a route: relayhost or MX). */
+int conn_is_last_default(sqlite3 *db, const char *name);
+/* Says so on stderr, with the way out (another connector, or --force). */
+void conn_refuse_last_default(const char *name, const char *what);

@@ -4,10 +4,13 @@ librerouter_la_SOURCES += \
 	actions/actions.h \
 	actions/alert.c \
 	actions/alert.h \
+	actions/connector_ctl.c \
 	actions/connectors.c \
 	actions/connectors.h \
 	actions/exec.c \
 	actions/exec.h \
+	actions/queue.c \
+	actions/queue.h \
 	actions/reconcile.c \
 	actions/reconcile.h \
 	actions/transport.c \

@@ -13,6 +13,9 @@ int agent_main(const char *cfg_path, struct cfg *cfg, bool verbose);
 /* rerouterctl status | history: exit codes. */
 int agent_ctl_status(const struct cfg *cfg);
 int agent_ctl_history(const struct cfg *cfg, unsigned n);
+/* The same as one JSON document on stdout (agent/ctl_json.c). */
+int agent_ctl_status_json(const struct cfg *cfg);
+int agent_ctl_history_json(const struct cfg *cfg, unsigned n);
 /* rerouterctl hold up|down [--for D] (for_usec 0: until release), and
  * release (hold LINK_UNKNOWN): recorded, and the daemon woken (SIGUSR1). */
 int agent_ctl_hold(const struct cfg *cfg, enum link_state hold, uint64_t for_usec);

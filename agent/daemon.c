@@ -27,6 +27,7 @@
 #include "agent/agent.h"
 #include "agent/linkwatch.h"
 #include "agent/log.h"
+#include "agent/metrics.h"
 #include "agent/schedule.h"
 #include "agent/state.h"
 #include "agent/vote.h"
@@ -69,6 +70,7 @@ struct daemon {
 	sd_event_source *run_timer;
 
 	sd_event_source *mw_timer;
+	sd_event_source *hb_timer; /* heartbeats through maintenance windows */
 	struct clockwatch *clockwatch;
 	struct linkwatch *linkwatch; /* [agent] watch_links; NULL: off */
 	bool in_maintenance;
@@ -481,6 +483,10 @@ static void on_run_done(struct probe_run *run, const struct probe_result *res, s
 	check_hold(d);
 	update_routes(d);
 	notify_status(d);
+	metrics_after_run(d->cfg, d->db, &(struct metrics_run){
+		.state = d->vote.state, .since_usec = d->since_usec, .hold = d->hold != LINK_UNKNOWN,
+		.duration_usec = clock_usec(CLOCK_MONOTONIC) - d->run_start_mono, .failed = failed,
+		.results = res, .n_results = n });
 
 	d->run_cfg = NULL;
 	free_retired(d);
@@ -531,6 +537,25 @@ static int on_run_timer(sd_event_source *s, uint64_t usec, void *userdata)
 	return 0;
 }
 
+/* No runs in a maintenance window, but a sign of life every interval, so
+ * that rerouterctl check can tell a window from a dead daemon. */
+static void heartbeat_now(struct daemon *d)
+{
+	int r = state_heartbeat(d->db, clock_usec(CLOCK_REALTIME));
+	if (r < 0)
+		log_debug("cannot record a heartbeat: %s", strerror(-r));
+	if (d->in_maintenance)
+		sd_event_source_set_time(d->hb_timer, clock_usec(CLOCK_MONOTONIC) + d->cfg->agent.interval_usec);
+	sd_event_source_set_enabled(d->hb_timer, d->in_maintenance ? SD_EVENT_ONESHOT : SD_EVENT_OFF);
+}
+
+static int on_hb_timer(sd_event_source *s, uint64_t usec, void *userdata)
+{
+	(void)s, (void)usec;
+	heartbeat_now(userdata);
+	return 0;
+}
+
 /* discard: a run was in flight at the opening (d->run, or one that just
  * ended). */
 static void mw_enter(struct daemon *d, const struct cfg_window *w, bool discard)
@@ -545,6 +570,7 @@ static void mw_enter(struct daemon *d, const struct cfg_window *w, bool discard)
 		log_notice("entering maintenance window %s: no runs until it ends", w->name);
 	cancel_run(d);
 	sd_event_source_set_enabled(d->run_timer, SD_EVENT_OFF);
+	heartbeat_now(d);
 	notify_status(d);
 }
 
@@ -555,6 +581,7 @@ static void mw_leave(struct daemon *d)
 	log_notice("leaving maintenance window %s: the decision window starts empty",
 		   d->mw_name ? d->mw_name : "");
 	d->in_maintenance = false;
+	heartbeat_now(d);
 	vote_clear(&d->vote);
 	if ((r = state_clear_window(d->db)) < 0)
 		log_err_errno(r, "cannot clear the stored window");
@@ -876,11 +903,13 @@ int agent_main(const char *cfg_path, struct cfg *cfg, bool verbose)
 	    (r = sd_event_add_signal(d.e, NULL, SIGINT, on_stop, &d)) < 0 ||
 	    (r = sd_event_add_signal(d.e, NULL, SIGUSR1, on_run_now, &d)) < 0 ||
 	    (r = sd_event_add_time(d.e, &d.run_timer, CLOCK_MONOTONIC, 0, TIMER_ACCURACY_USEC, on_run_timer, &d)) < 0 ||
-	    (r = sd_event_add_time(d.e, &d.mw_timer, CLOCK_REALTIME, 0, TIMER_ACCURACY_USEC, on_mw_timer, &d)) < 0) {
+	    (r = sd_event_add_time(d.e, &d.mw_timer, CLOCK_REALTIME, 0, TIMER_ACCURACY_USEC, on_mw_timer, &d)) < 0 ||
+	    (r = sd_event_add_time(d.e, &d.hb_timer, CLOCK_MONOTONIC, 0, TIMER_ACCURACY_USEC, on_hb_timer, &d)) < 0) {
 		log_err_errno(r, "cannot set up the event sources");
 		goto out;
 	}
 	sd_event_source_set_enabled(d.mw_timer, SD_EVENT_OFF);
+	sd_event_source_set_enabled(d.hb_timer, SD_EVENT_OFF);
 	if ((r = clockwatch_new(d.e, on_clock_set, &d, &d.clockwatch)) < 0)
 		log_warn_errno(r, "cannot watch for wall clock changes; a clock set back is only seen at the next boundary");
 	apply_watch_links(&d, cfg);
@@ -903,6 +932,7 @@ out:
 	d.alerts = d.alerts ? alerts_free(d.alerts) : NULL;
 	sd_event_source_unref(d.run_timer);
 	sd_event_source_unref(d.mw_timer);
+	sd_event_source_unref(d.hb_timer);
 	d.clockwatch = clockwatch_free(d.clockwatch);
 	d.linkwatch = linkwatch_free(d.linkwatch);
 	d.db = d.db ? state_close(d.db) : NULL;

@@ -1,21 +1,29 @@
 # agent/: the daemon's loop, voting, windows, persisted state, logging.
 librerouter_la_SOURCES += \
 	agent/agent.h \
+	agent/check.c \
 	agent/change.h \
 	agent/clock.c \
 	agent/clock.h \
 	agent/clockwatch.c \
 	agent/clockwatch.h \
 	agent/ctl.c \
+	agent/ctl_json.c \
 	agent/curl_loop.c \
 	agent/curl_loop.h \
 	agent/daemon.c \
 	agent/db.c \
 	agent/db.h \
+	agent/json.c \
+	agent/json.h \
 	agent/linkwatch.c \
 	agent/linkwatch.h \
 	agent/log.c \
 	agent/log.h \
+	agent/metrics.c \
+	agent/metrics.h \
+	agent/ops.c \
+	agent/ops.h \
 	agent/schedule.c \
 	agent/schedule.h \
 	agent/schema.c \

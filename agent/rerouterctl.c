@@ -11,6 +11,7 @@
 #include "actions/actions.h"
 #include "agent/agent.h"
 #include "agent/log.h"
+#include "agent/ops.h"
 #include "config/config.h"
 
 static void usage(FILE *f)
@@ -18,14 +19,24 @@ static void usage(FILE *f)
 	fprintf(f,
 		"Usage: rerouterctl [-c FILE] COMMAND\n\n"
 		"Commands:\n"
-		"  status            state, since when, the window's runs, the last run, anything pending\n"
-		"  history [-n N]    changes of state and the actions taken, newest first\n"
-		"  connectors        the send connectors and the route of each address space\n"
+		"  status [--json]   state, since when, the window's runs, the last run, anything pending\n"
+		"  history [-n N] [--json]\n"
+		"                    changes of state, toggles, holds, drift, newest first\n"
+		"  connectors [--json]\n"
+		"                    the send connectors and the route of each address space\n"
 		"  enable NAME       enable a send connector by hand\n"
-		"  disable NAME      disable a send connector by hand\n"
+		"  disable NAME [--force]\n"
+		"                    disable a send connector by hand\n"
+		"  connector add NAME --smart-host HOST [--cost N] [--address-space D] [--transport T]\n"
+		"  connector remove NAME [--force]\n"
+		"  connector set NAME KEY=VALUE... [--force]\n"
+		"                    manage send connectors (keys: smart_host, cost, address_space,\n"
+		"                    transport, enabled); --force: even the last enabled one of '*'\n"
 		"  hold up|down [--for DURATION]\n"
 		"                    pin the state: only its connectors are enforced\n"
 		"  release           end a hold: the window decides from the next run\n"
+		"  check             one line and exit code for monitoring (0 OK, 1 WARNING,\n"
+		"                    2 CRITICAL, 3 UNKNOWN)\n"
 		"  init              create the transport and state databases if missing\n\n"
 		"  -c, --config FILE configuration file (default %s)\n"
 		"  -h, --help        this text\n"
@@ -74,16 +85,32 @@ int main(int argc, char **argv)
 	unsigned hist_n = 20;
 	enum link_state hold = LINK_UNKNOWN;
 	uint64_t hold_for = 0;
+	bool json = false, force = false;
 
+	/* --json (status, history, connectors) and --force (disable) anywhere
+	 * after the command; connector parses its own options. */
+	if (strcmp(cmd, "connector")) {
+		int k = 0;
+		for (int i = 0; i < nargs; i++) {
+			if (!strcmp(args[i], "--json") && (!strcmp(cmd, "status") || !strcmp(cmd, "history") ||
+							   !strcmp(cmd, "connectors")))
+				json = true;
+			else if (!strcmp(args[i], "--force") && !strcmp(cmd, "disable"))
+				force = true;
+			else
+				args[k++] = args[i];
+		}
+		nargs = k;
+	}
 	if (!strcmp(cmd, "history")) {
 		bool with_n = nargs == 2 && !strcmp(args[0], "-n") && parse_count(args[1], &hist_n) == 0;
 		if (nargs != 0 && !with_n) {
-			fprintf(stderr, "rerouterctl: usage: history [-n N] (N a positive number)\n");
+			fprintf(stderr, "rerouterctl: usage: history [-n N] [--json] (N a positive number)\n");
 			return 2;
 		}
 	} else if (!strcmp(cmd, "enable") || !strcmp(cmd, "disable")) {
 		if (nargs != 1) {
-			fprintf(stderr, "rerouterctl: usage: %s NAME\n", cmd);
+			fprintf(stderr, "rerouterctl: usage: %s NAME%s\n", cmd, strcmp(cmd, "disable") ? "" : " [--force]");
 			return 2;
 		}
 	} else if (!strcmp(cmd, "hold")) {
@@ -96,40 +123,54 @@ int main(int argc, char **argv)
 			fprintf(stderr, "rerouterctl: usage: hold up|down [--for DURATION] (e.g. 30m, 2h)\n");
 			return 2;
 		}
+	} else if (!strcmp(cmd, "connector")) {
+		if (nargs < 2) {
+			fprintf(stderr, "rerouterctl: usage: connector add|remove|set NAME ...\n");
+			return 2;
+		}
 	} else if (strcmp(cmd, "status") && strcmp(cmd, "connectors") && strcmp(cmd, "init") &&
-		   strcmp(cmd, "release")) {
+		   strcmp(cmd, "check") && strcmp(cmd, "release")) {
 		fprintf(stderr, "rerouterctl: unknown command '%s'\n", cmd);
 		usage(stderr);
 		return 2;
 	} else if (nargs != 0) {
 		fprintf(stderr, "rerouterctl: %s takes no arguments\n", cmd);
-		return 2;
+		/* A monitoring plugin's usage error is UNKNOWN. */
+		return strcmp(cmd, "check") ? 2 : 3;
 	}
 
 	log_setup("rerouterctl", true, false);
 
 	struct cfg *cfg = NULL;
 	int r = cfg_load_print(path, &cfg);
-	if (r < 0)
-		return 2;
+	if (r < 0) {
+		if (strcmp(cmd, "check"))
+			return 2;
+		printf("REROUTER UNKNOWN - cannot load the configuration %s\n", path);
+		return 3;
+	}
 
 	if (!strcmp(cmd, "status"))
-		r = agent_ctl_status(cfg);
+		r = json ? agent_ctl_status_json(cfg) : agent_ctl_status(cfg);
+	else if (!strcmp(cmd, "check"))
+		r = agent_ctl_check(cfg);
 	else if (!strcmp(cmd, "history"))
-		r = agent_ctl_history(cfg, hist_n);
+		r = json ? agent_ctl_history_json(cfg, hist_n) : agent_ctl_history(cfg, hist_n);
 	else if (!strcmp(cmd, "hold"))
 		r = agent_ctl_hold(cfg, hold, hold_for);
 	else if (!strcmp(cmd, "release"))
 		r = agent_ctl_hold(cfg, LINK_UNKNOWN, 0);
 	else if (!strcmp(cmd, "connectors"))
-		r = actions_ctl_connectors(cfg);
+		r = json ? actions_ctl_connectors_json(cfg) : actions_ctl_connectors(cfg);
+	else if (!strcmp(cmd, "connector"))
+		r = actions_ctl_connector(cfg, nargs, args);
 	else if (!strcmp(cmd, "init")) {
 		r = actions_ctl_init(cfg);
 		if (r == 0)
 			r = agent_ctl_init(cfg);
 	}
 	else
-		r = actions_ctl_toggle(cfg, args[0], !strcmp(cmd, "enable"));
+		r = actions_ctl_toggle(cfg, args[0], !strcmp(cmd, "enable"), force);
 	cfg_free(cfg);
 	return r;
 }

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 
 #include "agent/clock.h"
 #include "agent/db.h"
@@ -48,6 +49,56 @@ out:
 	return r;
 }
 
+/* "file:PATH?immutable=1" with the characters a URI gives meaning to escaped. */
+static int immutable_uri(const char *path, char *buf, size_t size)
+{
+	size_t k = (size_t)snprintf(buf, size, "file:");
+
+	for (const char *p = path; *p && k + 4 < size; p++) {
+		if (*p == '?' || *p == '#' || *p == '%')
+			k += (size_t)snprintf(buf + k, size - k, "%%%02X", (unsigned char)*p);
+		else
+			buf[k++] = *p;
+	}
+	return snprintf(buf + k, size - k, "?immutable=1") >= (int)(size - k) ? -ENAMETOOLONG : 0;
+}
+
+/* A reader who may not write the directory (a member of the daemon's group)
+ * cannot create the -shm a WAL database needs while the daemon is stopped.
+ * With no -wal, or an empty one, the main file holds everything: it is read
+ * as immutable (no locks, no -shm). */
+static bool wal_is_empty(const char *path)
+{
+	char wal[4096];
+	struct stat st;
+
+	if (snprintf(wal, sizeof wal, "%s-wal", path) >= (int)sizeof wal)
+		return false;
+	return stat(wal, &st) < 0 ? errno == ENOENT : st.st_size == 0;
+}
+
+static int open_immutable(const char *path, sqlite3 **ret)
+{
+	char uri[4200];
+	sqlite3 *db = NULL;
+	int r;
+
+	*ret = NULL;
+	if (!wal_is_empty(path))
+		return -EACCES;
+	if ((r = immutable_uri(path, uri, sizeof uri)) < 0)
+		return r;
+	if (sqlite3_open_v2(uri, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI | SQLITE_OPEN_NOMUTEX, NULL) !=
+		    SQLITE_OK ||
+	    (r = schema_state_check(db, path)) < 0) {
+		r = db ? (sqlite3_errcode(db) != SQLITE_OK ? db_errno(sqlite3_errcode(db)) : -EIO) : -ENOMEM;
+		sqlite3_close(db);
+		return r;
+	}
+	*ret = db;
+	return 0;
+}
+
 int state_open(const char *path, bool readonly, sqlite3 **ret)
 {
 	sqlite3 *db = NULL;
@@ -71,8 +122,16 @@ int state_open(const char *path, bool readonly, sqlite3 **ret)
 		if ((r = exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;")) < 0 ||
 		    (r = schema_state_prepare(db, path)) < 0)
 			goto fail;
-	} else if ((r = schema_state_check(db, path)) < 0)
-		goto fail;
+	} else {
+		/* A first read, silent: it fails when the -shm cannot be made. */
+		if ((rc = sqlite3_exec(db, "SELECT 1 FROM sqlite_master LIMIT 1", NULL, NULL, NULL)) != SQLITE_OK) {
+			r = db_errno(rc);
+			sqlite3_close(db);
+			return open_immutable(path, ret) == 0 ? 0 : r;
+		}
+		if ((r = schema_state_check(db, path)) < 0)
+			goto fail;
+	}
 	*ret = db;
 	return 0;
 fail:
@@ -575,6 +634,11 @@ int state_set_hold(sqlite3 *db, enum link_state hold, uint64_t until_usec, const
 	if (rc != SQLITE_DONE)
 		return sql_err(db, rc, "store the hold");
 	return sqlite3_changes(db) > 0 ? 0 : -ENOENT;
+}
+
+int state_heartbeat(sqlite3 *db, uint64_t at_usec)
+{
+	return put_heartbeat(db, at_usec);
 }
 
 int state_set_daemon(sqlite3 *db, int pid, uint64_t heartbeat_usec)

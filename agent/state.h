@@ -84,6 +84,8 @@ int state_add_event(sqlite3 *db, const char *kind, const char *subject, const ch
 int state_set_hold(sqlite3 *db, enum link_state hold, uint64_t until_usec, const char *by);
 /* The daemon's PID (for rerouterctl's SIGUSR1) and a heartbeat. */
 int state_set_daemon(sqlite3 *db, int pid, uint64_t heartbeat_usec);
+/* A sign of life without a run (through maintenance windows). */
+int state_heartbeat(sqlite3 *db, uint64_t at_usec);
 
 /* The window's runs, check by check, as text (malloc'd). */
 int state_window_text(sqlite3 *db, char **ret);

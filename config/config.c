@@ -177,6 +177,7 @@ void cfg_free(struct cfg *c)
 	free(c->mail.username);
 	free(c->mail.password_file);
 	free(c->hook.on_change);
+	free(c->metrics.textfile);
 	for (size_t i = 0; i < c->n_windows; i++)
 		free(c->windows[i].name);
 	free(c->windows);

@@ -128,6 +128,10 @@ struct cfg {
 	struct {
 		bool verbose;
 	} log;
+
+	struct {
+		char *textfile;           /* NULL: no metrics file */
+	} metrics;
 };
 
 /* Errors are collected, never printed by the parser: "FILE:LINE: message". */

@@ -20,3 +20,7 @@ tests_unit_check_config_LDADD = $(CHECK_TEST_LIBS)
 endif
 
 dist_noinst_SCRIPTS += tests/config/test-check-config.sh
+
+# Bash completion for both programs (the Debian package takes it from the install).
+bashcompletiondir = $(datadir)/bash-completion/completions
+dist_bashcompletion_DATA = config/completion/rerouterctl config/completion/rerouterd

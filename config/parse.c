@@ -22,6 +22,7 @@ const char *const cfg_sec_names[N_SEC] = {
 	[SEC_AGENT] = "agent", [SEC_PING] = "ping", [SEC_CHECK] = "check",
 	[SEC_ON_DOWN] = "on_down", [SEC_ON_UP] = "on_up", [SEC_TRANSPORT] = "transport",
 	[SEC_MAIL] = "mail", [SEC_HOOK] = "hook", [SEC_MAINT] = "maintenance", [SEC_LOG] = "log",
+	[SEC_METRICS] = "metrics",
 };
 
 const struct cfg_key_def cfg_key_defs[N_KEYS] = {
@@ -73,6 +74,7 @@ const struct cfg_key_def cfg_key_defs[N_KEYS] = {
 	[K_MAINT_START] = { SEC_MAINT, "start" },
 	[K_MAINT_END] = { SEC_MAINT, "end" },
 	[K_LOG_VERBOSE] = { SEC_LOG, "verbose" },
+	[K_METRICS_TEXTFILE] = { SEC_METRICS, "textfile" },
 };
 
 struct reader {

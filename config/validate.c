@@ -424,6 +424,7 @@ static void build_hook_log(struct ctx *x)
 	get_duration(x, s, K_HOOK_TIMEOUT, MSEC(10), HOUR(1), &c->hook.timeout_usec);
 
 	get_bool(x, x->sec[SEC_LOG], K_LOG_VERBOSE, &c->log.verbose);
+	get_path(x, x->sec[SEC_METRICS], K_METRICS_TEXTFILE, true, &c->metrics.textfile);
 }
 
 static void build_toggle(struct ctx *x, enum cfg_sec sec, enum cfg_key ken, enum cfg_key kdis,

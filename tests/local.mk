@@ -23,3 +23,7 @@ EXTRA_DIST += tests/fuzz/fuzz.h tests/fuzz/fuzz_config.c tests/fuzz/fuzz_duratio
 # tests/static: cppcheck, clang-tidy (.clang-tidy) and scan-build, all clean.
 dist_noinst_SCRIPTS += tests/static/test-static.sh
 EXTRA_DIST += .clang-tidy tests/static/cppcheck.supp tests/deps/static.txt
+# tests/ops: check, --json, metrics, connector management (issue 14).
+dist_noinst_SCRIPTS += tests/ops/test-ops.sh tests/ops/test-connector.sh \
+	tests/ops/test-readonly.sh tests/ops/test-completion.sh tests/ops/test-transport.sh
+EXTRA_DIST += tests/deps/ops.txt

@@ -184,7 +184,7 @@ int main(int argc, char **argv)
 		ret = actions_ctl_connectors(&c);
 		goto out;
 	} else if ((!strcmp(cmd, "enable") || !strcmp(cmd, "disable")) && optind < argc) {
-		ret = actions_ctl_toggle(&c, argv[optind], !strcmp(cmd, "enable"));
+		ret = actions_ctl_toggle(&c, argv[optind], !strcmp(cmd, "enable"), true);
 		goto out;
 	} else if (strcmp(cmd, "run") || !state_path) {
 		usage();

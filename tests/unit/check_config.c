@@ -802,6 +802,8 @@ static const struct { const char *text, *msg; } one_error[] = {
 	{ "[transport]\naction = stop\n", "t.conf:2: [transport] action: expected restart, reload or none, got 'stop'" },
 	{ "[transport]\nbus = session\n", "t.conf:2: [transport] bus: expected system or user, got 'session'" },
 	{ "[transport]\nflush = postqueue -f\n", "t.conf:2: [transport] flush: expected an absolute program path and its arguments, or nothing, got 'postqueue -f'" },
+	/* [metrics] */
+	{ "[metrics]\ntextfile = rerouter.prom\n", "t.conf:2: [metrics] textfile: expected an absolute path or nothing, got 'rerouter.prom'" },
 	/* [mail] */
 	{ "[mail]\n", "t.conf:1: [mail] to: missing (where alerts go: one or more addresses)" },
 	{ "[mail]\nto = a@b.org;;c@d.org\n", "t.conf:2: [mail] to: expected mail addresses separated by ',' or ';', got 'a@b.org;;c@d.org'" },

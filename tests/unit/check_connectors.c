@@ -119,6 +119,22 @@ START_TEST(test_view_semantics)
 }
 END_TEST
 
+/* The guard of rerouterctl disable/remove: only the last enabled '*'. */
+START_TEST(test_last_default)
+{
+	sqlite3 *db = open_db(100);
+	exec_ok(db, "INSERT INTO send_connectors (name, address_space, smart_host, enabled) VALUES "
+		    "('a', '*', 'h:25', 1), ('b', '*', 'h:25', 0), ('d', 'example.org', 'h:25', 1)");
+	ck_assert_int_eq(conn_is_last_default(db, "a"), 1);
+	ck_assert_int_eq(conn_is_last_default(db, "b"), 0);  /* disabled already */
+	ck_assert_int_eq(conn_is_last_default(db, "d"), 0);  /* a domain falls back to '*' */
+	ck_assert_int_eq(conn_is_last_default(db, "nope"), 0);
+	exec_ok(db, "UPDATE send_connectors SET enabled = 1 WHERE name = 'b'");
+	ck_assert_int_eq(conn_is_last_default(db, "a"), 0);
+	sqlite3_close(db);
+}
+END_TEST
+
 struct seen {
 	char missing[256], changed[256];
 };
@@ -257,6 +273,7 @@ int main(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, test_view_semantics);
+	tcase_add_test(tc, test_last_default);
 	tcase_add_test(tc, test_toggle_really_changed);
 	tcase_add_test(tc, test_missing_from_config);
 	tcase_add_test(tc, test_second_writer);

@@ -689,7 +689,7 @@ static void check_fast_interval(struct ctx *x)
 	size_t slowest = 0;
 	char a[32], b[32];
 
-	for (size_t i = 0; i < c->n_checks; i++)
+	for (size_t i = 0; c->checks && i < c->n_checks; i++)
 		if (check_duration(&c->checks[i]) > longest) {
 			longest = check_duration(&c->checks[i]);
 			slowest = i;

@@ -131,6 +131,8 @@ static int row_read(sqlite3 *db, const char *name, struct conn_row *row)
 	} else if (rc == SQLITE_DONE)
 		r = 0;
 	sqlite3_finalize(st);
+	if (r <= 0)
+		row_clear(row);
 	return r;
 }
 
@@ -366,7 +368,7 @@ static int ctl_set(const struct cfg *cfg, const char *name, char **args, int nar
 	struct conn_row row = { 0 };
 	char now[32], detail[600] = "set:";
 	sqlite3 *db = NULL;
-	int r, ret = 1;
+	int ret = 1;
 
 	if (nargs < 1 || nargs > 8) {
 		fprintf(stderr, "rerouterctl: usage: connector set NAME KEY=VALUE... (smart_host, cost, "
@@ -388,7 +390,7 @@ static int ctl_set(const struct cfg *cfg, const char *name, char **args, int nar
 		fprintf(stderr, "rerouterctl: %s: %s\n", cfg->transport.database, sqlite3_errmsg(db));
 		goto out;
 	}
-	if ((r = row_read(db, name, &row)) <= 0) {
+	if (row_read(db, name, &row) <= 0) {
 		fprintf(stderr, "rerouterctl: no connector named '%s' in %s\n", name, cfg->transport.database);
 		goto out;
 	}

@@ -88,10 +88,9 @@ static int open_immutable(const char *path, sqlite3 **ret)
 		return -EACCES;
 	if ((r = immutable_uri(path, uri, sizeof uri)) < 0)
 		return r;
-	if (sqlite3_open_v2(uri, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI | SQLITE_OPEN_NOMUTEX, NULL) !=
-		    SQLITE_OK ||
-	    (r = schema_state_check(db, path)) < 0) {
-		r = db ? (sqlite3_errcode(db) != SQLITE_OK ? db_errno(sqlite3_errcode(db)) : -EIO) : -ENOMEM;
+	int rc = sqlite3_open_v2(uri, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI | SQLITE_OPEN_NOMUTEX, NULL);
+	r = rc != SQLITE_OK ? db_errno(rc) : schema_state_check(db, path);
+	if (r < 0) {
 		sqlite3_close(db);
 		return r;
 	}

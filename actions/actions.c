@@ -478,6 +478,7 @@ static int on_kick(sd_event_source *s, void *ud)
 	struct actions *a = ud;
 
 	(void)s;
+	db_heal(a->db);
 	/* What an earlier try did but could not mark comes first. */
 	if (write_unmarked(a) < 0)
 		return 0;

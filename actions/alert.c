@@ -23,6 +23,7 @@
 #include "actions/mail.h"
 #include "agent/change.h"
 #include "agent/curl_loop.h"
+#include "agent/db.h"
 #include "agent/log.h"
 #include "agent/strbuf.h"
 
@@ -586,6 +587,7 @@ static void note_in_steps(struct alerts *a, int64_t upto, bool accepted, const c
 static int record_attempt_at(struct alerts *a, int64_t upto, bool accepted, const char *reply,
 			     uint64_t now)
 {
+	bool outer = sqlite3_get_autocommit(a->db);
 	int r;
 
 	/* A savepoint: one transaction, nested or not in the caller's. */
@@ -594,9 +596,17 @@ static int record_attempt_at(struct alerts *a, int64_t upto, bool accepted, cons
 	r = record_attempt(a, upto, accepted, reply, now);
 	if (r == 0)
 		note_in_steps(a, upto, accepted, reply, now);
-	sqlite3_exec(a->db, r == 0 ? "RELEASE alert_attempt"
-				   : "ROLLBACK TO alert_attempt; RELEASE alert_attempt",
-		     NULL, NULL, NULL);
+	/* The outermost RELEASE is the commit, and on a full disk it fails: then
+	 * nothing is recorded (the caller keeps it in memory), and no transaction
+	 * is left open to swallow every later write. */
+	if (r == 0 && sqlite3_exec(a->db, "RELEASE alert_attempt", NULL, NULL, NULL) != SQLITE_OK) {
+		log_warnx("alert: state database: cannot record the attempt: %s", sqlite3_errmsg(a->db));
+		r = -EIO;
+	}
+	if (r < 0)
+		sqlite3_exec(a->db, "ROLLBACK TO alert_attempt; RELEASE alert_attempt", NULL, NULL, NULL);
+	if (outer)
+		db_heal(a->db);
 	return r;
 }
 

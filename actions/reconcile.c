@@ -196,6 +196,7 @@ static int mark_change(struct reconciler *r, int64_t change_id, const char *cons
 	int rc;
 
 	clock_format_utc(clock_usec(CLOCK_REALTIME), now, sizeof now);
+	db_heal(r->db);
 	if (sqlite3_exec(r->db, "SAVEPOINT routing_mark", NULL, NULL, NULL) != SQLITE_OK)
 		return db_errno(sqlite3_errcode(r->db));
 	rc = sqlite3_prepare_v2(r->db,
@@ -220,6 +221,7 @@ static int mark_change(struct reconciler *r, int64_t change_id, const char *cons
 		rc = sqlite3_exec(r->db, "RELEASE routing_mark", NULL, NULL, NULL);
 	if (rc != SQLITE_OK) {
 		sqlite3_exec(r->db, "ROLLBACK TO routing_mark; RELEASE routing_mark", NULL, NULL, NULL);
+		db_heal(r->db); /* a failed outermost RELEASE (the commit) leaves it open */
 		return db_errno(rc);
 	}
 	return 0;

@@ -28,6 +28,14 @@ int db_errno(int rc)
 	}
 }
 
+void db_heal(sqlite3 *db)
+{
+	if (!db || sqlite3_get_autocommit(db))
+		return;
+	log_warnx("state database: rolling back a transaction that a failed commit left open");
+	sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+}
+
 int db_exec(sqlite3 *db, const char *what, const char *sql)
 {
 	int rc = sqlite3_exec(db, sql, NULL, NULL, NULL);

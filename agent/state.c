@@ -250,6 +250,7 @@ int state_set(sqlite3 *db, enum link_state s, uint64_t since_usec, bool clear_wi
 {
 	int r;
 
+	db_heal(db);
 	if ((r = exec(db, "BEGIN IMMEDIATE;")) < 0)
 		return r;
 	if ((r = put_state(db, s, since_usec)) < 0 ||
@@ -284,6 +285,7 @@ int state_rejudge_window(sqlite3 *db, const struct cfg_check *checks, size_t n_c
 	unsigned n_link = 0, link_failed = 0;
 	int rc, r;
 
+	db_heal(db);
 	if ((r = exec(db, "BEGIN IMMEDIATE;")) < 0)
 		return r;
 	rc = sqlite3_prepare_v2(db,
@@ -517,6 +519,7 @@ int state_commit_run(sqlite3 *db, const struct state_run *run, size_t window,
 	int64_t id = 0;
 	int r;
 
+	db_heal(db);
 	if ((r = exec(db, "BEGIN IMMEDIATE;")) < 0)
 		return r;
 	if ((r = insert_run(db, run)) < 0)
@@ -564,6 +567,7 @@ int state_record_change(sqlite3 *db, const struct state_change *change, int64_t 
 	int64_t id = 0;
 	int r;
 
+	db_heal(db);
 	if ((r = exec(db, "BEGIN IMMEDIATE;")) < 0)
 		return r;
 	if ((r = insert_change(db, change, change->runs_text ? change->runs_text : "", &id)) < 0 ||

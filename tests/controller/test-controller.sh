@@ -268,6 +268,8 @@ seed "$FULL/transport.db"
 LOGF=$T/rerouterd-full.log
 daemon_start "$T/full.conf" "$LOGF"
 rr_check "UP on the tmpfs" wait_for 15 eval '[ "$(sqlite3 "$FULL/state.db" "SELECT state FROM agent_state")" = up ]'
+rr_check "its first state's alert arrived" wait_for 10 eval '[ "$(sqlite3 "$FULL/state.db" "SELECT COUNT(*) FROM alerts WHERE sent_usec IS NULL")" = 0 ]'
+ups_full=$(alerts_with 'Subject: \[rerouter\] .*UP')
 # Fill it: nothing more can be written, not a byte.
 dd if=/dev/zero of="$FULL/fill" bs=4k >/dev/null 2>&1
 dd if=/dev/zero of="$FULL/fill2" bs=1 >/dev/null 2>&1
@@ -280,6 +282,9 @@ rr_check "the change of state is in the database once there is room" \
 	wait_for 15 eval '[ "$(sqlite3 "$FULL/state.db" "SELECT COUNT(*) FROM changes WHERE new_state = '"'down'"'")" -ge 1 ]'
 rr_wan_restore "$NS"
 rr_check "and back" wait_for 15 route_is "$ROUTE_A" "$FULL/transport.db"
+rr_check "the UP alert of the way back arrived" wait_for 20 has_alerts 'Subject: \[rerouter\] .*UP' $((ups_full + 1))
+# A mail accepted while its record could not be written is never sent again.
+rr_expect_eq "no alert sent twice across the full disk" $((ups_full + 1)) "$(alerts_with 'Subject: \[rerouter\] .*UP')"
 rr_check "integrity of the state database" \
 	eval '[ "$(sqlite3 "$FULL/state.db" "PRAGMA integrity_check")" = ok ]'
 daemon_stop

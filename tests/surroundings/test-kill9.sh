@@ -58,6 +58,10 @@ rr_check "the lab changed state (at least $((LOOPS / 5)) changes)" [ "$changes" 
 rr_step "the end: the WAN up, rerouterd runs until nothing is pending"
 rr_wan_restore "$SUR_NS"
 sur_daemon_start "$CONF" "$LOG"
+state_up() { [ "$(sqlite3 "$SUR_SDB" "SELECT state FROM agent_state")" = up ]; }
+# First the change the restored WAN brings, then its steps: settled before it
+# would leave that change's hook and alert for after the stop.
+rr_check "UP again with the WAN restored" wait_for 30 state_up
 steps_pending() { sqlite3 "$SUR_SDB" "SELECT COUNT(*) FROM change_steps WHERE status = 'pending'"; }
 settled() { sur_no_alert_pending && [ "$(steps_pending)" = 0 ]; }
 rr_check "every step and alert done" wait_for 60 settled

@@ -135,7 +135,7 @@ wait_for 10 has_changes 1 || rr_die "no first state: $(tail -5 "$LOG")"
 wait_for 10 hook_done 1 || rr_die "the first hook did not end: $(tail -5 "$LOG")"
 rr_expect_eq "the daemon itself has CAP_NET_RAW ambient" 0000000000002000 \
 	"$(awk '/^CapAmb/ { print $2 }' "/proc/$DPID/status")"
-rr_expect_eq "hook environment: PATH, LANG, REROUTER_* only" "LANG PATH REROUTER_PREVIOUS REROUTER_SINCE REROUTER_STATE" \
+rr_expect_eq "hook environment: PATH, LANG, REROUTER_* only" "LANG PATH REROUTER_CHANGE_ID REROUTER_DISABLED REROUTER_ENABLED REROUTER_PREVIOUS REROUTER_REASON REROUTER_SINCE REROUTER_STATE" \
 	"$(grep -v -e '^PWD=' -e '^SHLVL=' -e '^_=' "$T/d/env.out" | cut -d= -f1 | sort | tr '\n' ' ' | sed 's/ $//')"
 rr_check "hook environment has no NOTIFY_SOCKET, WATCHDOG_*, proxy or secret" \
 	bash -c "! grep -q -e NOTIFY -e WATCHDOG -e proxy -e SECRET '$T/d/env.out'"

@@ -452,7 +452,10 @@ static int step_connectors(struct reconciler *r)
 		r->owed_change = l.drift ? 0 : r->change_id;
 		save_row(r);
 	}
-	k = conn_apply(tdb, v, n, "rerouterd", 1, &rep);
+	/* No write transaction when nothing differs: a writer's locks are what
+	 * Postfix's sqlite map reader (no busy timeout, fatal on SQLITE_BUSY)
+	 * can trip over. */
+	k = diff > 0 ? conn_apply(tdb, v, n, "rerouterd", 1, &rep) : 0;
 	if (k < 0) {
 		fail(r, "connectors: %s: %s", r->cfg->transport.database,
 		     k == -EBUSY ? "held by another writer" : strerror(-k));

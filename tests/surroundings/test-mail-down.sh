@@ -46,7 +46,10 @@ rr_step "start: the first state's alert arrives"
 sur_daemon_start "$CONF" "$LOG"
 rr_check "the daemon took the test schedule" wait_for 5 grep -q 'RR_TEST_ALERT_BACKOFF_USEC: retries from 100000' "$LOG"
 rr_check "UP" wait_for 15 state_is up
-rr_check "its alert arrived" wait_for 15 sur_no_alert_pending
+# The alert row exists only once the change's steps are done (or max_wait):
+# wait for the mail itself, then for nothing pending.
+rr_check "its alert arrived" rr_sink_wait "$SUR_MAIL" 1 15
+rr_check "nothing pending" wait_for 15 sur_no_alert_pending
 rr_expect_eq "one mail" 1 "$(mails)"
 
 rr_step "outage 1 ($HOUR_SECS s = an hour): the mailbox down; changes; SIGTERM and SIGKILL of rerouterd between them"

@@ -83,7 +83,9 @@ rr_check "no alert stays pending" wait_for 30 sur_no_alert_pending
 fd1=$(sur_fds "$SUR_DPID") rss1=$(sur_rss_kb "$SUR_DPID")
 ls -l "/proc/$SUR_DPID/fd" >"$T/fd-after.txt" 2>&1
 rr_info "FIGURE: fds $fd0 -> $fd1, RSS $rss0 -> $rss1 KiB over the storm"
-rr_expect_eq "no fd growth" "$fd0" "$fd1"
+# A sample may catch a transient fd (a database or socket open in a pass):
+# a leak would grow with the reloads, not by one.
+rr_check "no fd growth ($fd0 -> $fd1; one transient fd either way allowed)" [ "$fd1" -le $((fd0 + 1)) ]
 if [ "${RR_PASS:-}" = it-asan ]; then
 	rr_info "RSS not asserted in the sanitizer build"
 else

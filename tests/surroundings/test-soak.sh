@@ -65,7 +65,8 @@ n=$(sur_changes)
 rr_info "FIGURE: $((n - WARMUP)) changes in $(( (t1 - t0) / 1000 )) s; fds $fd0 -> $fd1; RSS $rss0 -> $rss1 KiB"
 rr_info "FIGURE: RSS samples (KiB): $samples"
 rr_info "FIGURE: $(rr_sink_count "$SUR_MAIL") alert mails, $(grep -c . "$SUR_HOOKLOG") hook runs"
-rr_expect_eq "fd count flat" "$fd0" "$fd1"
+# A sample may catch a transient fd (a database or socket open in a pass).
+rr_check "fd count flat ($fd0 -> $fd1; one transient fd either way allowed)" [ "$fd1" -le $((fd0 + 1)) ]
 rr_check "RSS flat (less than 2 MiB of growth)" [ $((rss1 - rss0)) -lt 2048 ]
 sur_daemon_stop
 rr_check "alerts exactly once, hooks at most once" sur_account

@@ -268,7 +268,12 @@ seed "$FULL/transport.db"
 LOGF=$T/rerouterd-full.log
 daemon_start "$T/full.conf" "$LOGF"
 rr_check "UP on the tmpfs" wait_for 15 eval '[ "$(sqlite3 "$FULL/state.db" "SELECT state FROM agent_state")" = up ]'
-rr_check "its first state's alert arrived" wait_for 10 eval '[ "$(sqlite3 "$FULL/state.db" "SELECT COUNT(*) FROM alerts WHERE sent_usec IS NULL")" = 0 ]'
+# The alert's row is written by the change's mail step: wait for it to be sent.
+full_first_sent() {
+	[ "$(sqlite3 "$FULL/state.db" "SELECT COUNT(*) FILTER (WHERE sent_usec IS NOT NULL) || ' ' ||
+		COUNT(*) FILTER (WHERE sent_usec IS NULL) FROM alerts")" = "1 0" ]
+}
+rr_check "its first state's alert arrived" wait_for 20 full_first_sent
 ups_full=$(alerts_with 'Subject: \[rerouter\] .*UP')
 # Fill it: nothing more can be written, not a byte.
 dd if=/dev/zero of="$FULL/fill" bs=4k >/dev/null 2>&1

@@ -161,7 +161,12 @@ sur_flap_stop() {
 
 sur_changes() { sqlite3 "$SUR_SDB" "SELECT COUNT(*) FROM changes" 2>/dev/null || echo 0; }
 sur_has_changes() { [ "$(sur_changes)" -ge "$1" ]; }
-sur_alerts_pending() { sqlite3 "$SUR_SDB" "SELECT COUNT(*) FROM alerts WHERE sent_usec IS NULL" 2>/dev/null; }
+# An alert's row is written only by its change's mail step: a mail step still
+# pending is an alert still to come.
+sur_alerts_pending() {
+	sqlite3 "$SUR_SDB" "SELECT (SELECT COUNT(*) FROM alerts WHERE sent_usec IS NULL) +
+		(SELECT COUNT(*) FROM change_steps WHERE step = 'mail' AND status = 'pending')" 2>/dev/null
+}
 sur_no_alert_pending() { [ "$(sur_alerts_pending)" = 0 ]; }
 sur_integrity() { sqlite3 "$SUR_SDB" "PRAGMA integrity_check" 2>&1; }
 

@@ -3,11 +3,16 @@
  * merge), at most one mail per min_gap, failed attempts back off from 30 s
  * doubling to 15 min. Schedule times are CLOCK_REALTIME because they are
  * persisted across restarts; a clock stepping backwards is bounded by
- * clamping every wait to max(cap, min_gap).
+ * clamping every wait to max(cap, min_gap). What the admins need besides the
+ * changes (the routes now, the deferred queue) is gathered when the mail
+ * leaves, on a worker thread: the map may be locked and postqueue may be
+ * slow, and the loop waits for neither.
  *
  * Test only: RR_TEST_ALERT_BACKOFF_USEC=FIRST[,CAP] (microseconds) replaces
  * the 30 s / 15 min schedule, so that a test can keep the mail server down
- * for "an hour" of attempts in seconds (tests/surroundings). */
+ * for "an hour" of attempts in seconds (tests/surroundings), and
+ * RR_TEST_POSTQUEUE=PATH replaces /usr/sbin/postqueue, so that a test can
+ * hold it and see the loop go on (tests/ops). */
 #include "config.h"
 
 #include <errno.h>
@@ -26,6 +31,7 @@
 #include "agent/db.h"
 #include "agent/log.h"
 #include "agent/strbuf.h"
+#include "agent/worker.h"
 
 /* The alerts table is created with the rest of the state database (agent/schema.c). */
 
@@ -35,6 +41,7 @@ struct alerts {
 	const struct cfg *cfg;
 	sd_event_source *timer;    /* CLOCK_REALTIME: the next due attempt, or a kick */
 	struct mail_xfer *xfer;    /* the transfer in flight (on its thread), if any */
+	struct worker *gather;     /* the mail's "now" part being gathered, if any */
 	int64_t xfer_upto;         /* it carries the unsent rows with id <= this */
 	alerts_clock_fn clock;
 	void *clock_ud;
@@ -49,8 +56,10 @@ struct alerts {
 	unsigned record_failures;   /* failed writes of that record, for its backoff */
 };
 
-/* postqueue -j runs on the loop while the alert is queued: briefly. */
-#define ALERT_POSTQUEUE_TIMEOUT_USEC (2 * USEC_PER_SEC)
+/* The mail waits this long at most for postqueue -j. */
+#define ALERT_POSTQUEUE_TIMEOUT_USEC (5 * USEC_PER_SEC)
+/* Stack of the gathering thread: SQLite's parser and posix_spawn. */
+#define ALERT_GATHER_STACK (512 * 1024)
 
 static uint64_t realtime_now(void *ud)
 {
@@ -240,9 +249,10 @@ static void arm_in(struct alerts *a, uint64_t delay_usec)
 	arm(a, realtime_now(NULL) + delay_usec);
 }
 
-/* What the admins need to know now, besides the change: the route each
- * address space has (transport_routes) and how much mail waits. */
-static void append_now(const struct cfg *cfg, char **body)
+/* What the admins need to know when the mail leaves, besides the changes:
+ * the route each address space has (transport_routes) and how much mail
+ * waits. On the gathering thread: uses nothing but its arguments. */
+static char *snapshot_now(const char *transport_db, const char *postqueue)
 {
 	char *text = NULL;
 	size_t size = 0;
@@ -252,9 +262,9 @@ static void append_now(const struct cfg *cfg, char **body)
 	int n = 0;
 
 	if (!f)
-		return;
-	fprintf(f, "%s\nRoutes now (%s):\n", *body, cfg->transport.database);
-	int rc = sqlite3_open_v2(cfg->transport.database, &db, SQLITE_OPEN_READONLY, NULL);
+		return NULL;
+	fprintf(f, "\nRoutes now (%s):\n", transport_db);
+	int rc = sqlite3_open_v2(transport_db, &db, SQLITE_OPEN_READONLY, NULL);
 	if (rc == SQLITE_OK) {
 		sqlite3_busy_timeout(db, 1000);
 		rc = sqlite3_prepare_v2(db, "SELECT address_space, nexthop FROM transport_routes "
@@ -272,17 +282,17 @@ static void append_now(const struct cfg *cfg, char **body)
 		fprintf(f, "  cannot be read: %s\n", db ? sqlite3_errmsg(db) : "out of memory");
 	sqlite3_finalize(st);
 	sqlite3_close(db);
-	int q = postfix_deferred_count(POSTQUEUE_PATH, ALERT_POSTQUEUE_TIMEOUT_USEC);
+	char err[256];
+	int q = postfix_deferred_count(postqueue, ALERT_POSTQUEUE_TIMEOUT_USEC, err, sizeof err);
 	if (q >= 0)
 		fprintf(f, "\nDeferred queue: %d message%s (postqueue -j)\n", q, q == 1 ? "" : "s");
 	else if (q != -ENOENT)
-		fprintf(f, "\nDeferred queue: unknown (postqueue -j: %s)\n", strerror(-q));
+		fprintf(f, "\nDeferred queue: unknown (postqueue -j: %s)\n", q == -EIO && err[0] ? err : strerror(-q));
 	if (fclose(f) != 0) {
 		free(text);
-		return;
+		return NULL;
 	}
-	free(*body);
-	*body = text;
+	return text;
 }
 
 int alerts_enqueue_change(struct alerts *a, int64_t change_id)
@@ -300,7 +310,6 @@ int alerts_enqueue_change(struct alerts *a, int64_t change_id)
 	r = alerts_compose_change(a->db, change_id, &state, &body);
 	if (r < 0)
 		goto out;
-	append_now(a->cfg, &body);
 	subject_for(state, subject, sizeof subject);
 	r = db_prepare(a->db,
 		       "INSERT OR IGNORE INTO alerts (change_id, new_state, created_usec, "
@@ -338,7 +347,7 @@ int alerts_enqueue_change(struct alerts *a, int64_t change_id)
 		log_info("alert: mail for change %" PRId64 " (%s) queued", change_id, state);
 	}
 	/* Sent from the loop, never from inside the caller's step. */
-	if (!a->xfer)
+	if (!a->xfer && !a->gather)
 		arm(a, 1);
 	r = 0;
 out:
@@ -689,16 +698,104 @@ static void on_sent(struct mail_xfer *x, void *userdata)
 	alerts_kick(a);
 }
 
-void alerts_kick(struct alerts *a)
-{
-	uint64_t due, now;
-	char *subject = NULL, *body = NULL, *message = NULL;
-	char err[512];
+/* One mail on its way: the pending alerts from alerts_peek(), then the
+ * "now" part from the gathering thread. */
+struct outgoing {
+	struct alerts *a; /* the loop's: never touched on the thread */
+	char *subject, *body;
 	size_t n;
 	int64_t upto;
+	char *transport_db; /* the thread's input: copies, a reload may free the config */
+	char *postqueue;
+	char *now;          /* the thread's output */
+};
+
+static void outgoing_free(void *arg)
+{
+	struct outgoing *o = arg;
+
+	if (!o)
+		return;
+	free(o->subject);
+	free(o->body);
+	free(o->transport_db);
+	free(o->postqueue);
+	free(o->now);
+	free(o);
+}
+
+static void gather_work(void *arg)
+{
+	struct outgoing *o = arg;
+
+	o->now = snapshot_now(o->transport_db, o->postqueue);
+}
+
+/* Composes and starts the transfer; o stays the caller's. */
+static void send_outgoing(struct alerts *a, struct outgoing *o)
+{
+	uint64_t now = now_usec(a);
+	char *message = NULL, *body = NULL;
+	char err[512];
 	int r;
 
-	if (a->xfer || !a->cfg || !a->cfg->mail.present)
+	if (!a->cfg || !a->cfg->mail.present)
+		return; /* [mail] gone by a reload: the rows stay */
+	if (asprintf(&body, "%s%s", o->body, o->now ? o->now : "") < 0) {
+		body = NULL;
+		r = -ENOMEM;
+		goto retry;
+	}
+	r = mail_compose(mail_hostname(), a->cfg->mail.from, &a->cfg->mail.to, o->subject, body, now,
+			 &message);
+	if (r < 0)
+		goto retry;
+	r = mail_xfer_new(a->cfg, message, &a->xfer, err, sizeof err);
+	message = NULL;
+	if (r < 0) {
+		log_warnx("alert: mail not sent: %s", err);
+		a->last_attempt_usec = now;
+		alerts_record_attempt(a, o->upto, false, err);
+		a->xfer = NULL;
+		schedule(a);
+		goto out;
+	}
+	a->xfer_upto = o->upto;
+	r = mail_xfer_start(a->event, a->xfer, on_sent, a);
+	if (r < 0) {
+		log_warn_errno(r, "alert: cannot start the mail transfer");
+		a->last_attempt_usec = now;
+		alerts_record_attempt(a, o->upto, false, "cannot start the transfer");
+		a->xfer = mail_xfer_free(a->xfer);
+		schedule(a);
+		goto out;
+	}
+	log_debug("alert: sending one mail for %zu change(s): %s", o->n, o->subject);
+	goto out;
+retry:
+	log_warn_errno(r, "alert: cannot prepare the mail");
+	arm_in(a, a->backoff_first_usec);
+out:
+	free(body);
+	free(message);
+}
+
+static void gather_done(void *arg)
+{
+	struct outgoing *o = arg;
+	struct alerts *a = o->a;
+
+	a->gather = NULL;
+	send_outgoing(a, o);
+}
+
+void alerts_kick(struct alerts *a)
+{
+	struct outgoing *o = NULL;
+	uint64_t due, now;
+	int r;
+
+	if (a->xfer || a->gather || !a->cfg || !a->cfg->mail.present)
 		return;
 	if (a->unrecorded_upto && retry_unrecorded(a) < 0)
 		return;
@@ -716,36 +813,32 @@ void alerts_kick(struct alerts *a)
 		arm_in(a, due - now);
 		return;
 	}
-	r = alerts_peek(a, &subject, &body, &n, &upto);
+	o = calloc(1, sizeof *o);
+	if (!o) {
+		r = -ENOMEM;
+		goto retry;
+	}
+	o->a = a;
+	r = alerts_peek(a, &o->subject, &o->body, &o->n, &o->upto);
 	if (r < 0)
 		goto retry;
-	if (n == 0)
+	if (o->n == 0)
 		goto out;
-	r = mail_compose(mail_hostname(), a->cfg->mail.from, &a->cfg->mail.to, subject, body, now,
-			 &message);
-	if (r < 0)
+	const char *pq = getenv("RR_TEST_POSTQUEUE");
+	o->transport_db = strdup(a->cfg->transport.database ? a->cfg->transport.database : "");
+	o->postqueue = strdup(pq && pq[0] ? pq : POSTQUEUE_PATH);
+	if (!o->transport_db || !o->postqueue) {
+		r = -ENOMEM;
 		goto retry;
-	r = mail_xfer_new(a->cfg, message, &a->xfer, err, sizeof err);
-	message = NULL;
-	if (r < 0) {
-		log_warnx("alert: mail not sent: %s", err);
-		a->last_attempt_usec = now;
-		alerts_record_attempt(a, upto, false, err);
-		a->xfer = NULL;
-		schedule(a);
-		goto out;
 	}
-	a->xfer_upto = upto;
-	r = mail_xfer_start(a->event, a->xfer, on_sent, a);
-	if (r < 0) {
-		log_warn_errno(r, "alert: cannot start the mail transfer");
-		a->last_attempt_usec = now;
-		alerts_record_attempt(a, upto, false, "cannot start the transfer");
-		a->xfer = mail_xfer_free(a->xfer);
-		schedule(a);
-		goto out;
-	}
-	log_debug("alert: sending one mail for %zu change(s): %s", n, subject);
+	r = worker_start(a->event, ALERT_GATHER_STACK, gather_work, gather_done, outgoing_free, o,
+			 &a->gather);
+	if (r >= 0)
+		return; /* gather_done() sends it */
+	/* No thread: the mail goes without its "now" part rather than not at all. */
+	log_warn_errno(r, "alert: cannot gather the routes and the queue for the mail");
+	a->gather = NULL;
+	send_outgoing(a, o);
 	goto out;
 retry:
 	/* The database or memory failed us: try again later, not only at the
@@ -754,9 +847,7 @@ retry:
 		log_warn_errno(r, "alert: cannot prepare the mail");
 	arm_in(a, a->backoff_first_usec);
 out:
-	free(subject);
-	free(body);
-	free(message);
+	outgoing_free(o);
 }
 
 /* The test-only schedule (see the top of this file); ignored when malformed. */
@@ -821,7 +912,7 @@ void alerts_set_config(struct alerts *a, const struct cfg *cfg)
 {
 	/* A transfer in flight keeps its own copies of the settings. */
 	a->cfg = cfg;
-	if (!a->xfer)
+	if (!a->xfer && !a->gather)
 		arm(a, 1);
 }
 
@@ -835,6 +926,11 @@ struct alerts *alerts_free(struct alerts *a)
 		log_info("alert: a mail transfer is still in flight; its alert stays queued");
 		mail_xfer_abandon(a->xfer);
 		a->xfer = NULL;
+	}
+	if (a->gather) {
+		/* The thread frees its job; the alerts stay queued. */
+		worker_abandon(a->gather);
+		a->gather = NULL;
 	}
 	sd_event_source_disable_unref(a->timer);
 	sd_event_unref(a->event);

@@ -8,6 +8,7 @@
 #      UNKNOWN (no state yet; not a database; a bad configuration)
 #   B. status, history, connectors --json: parsed, keys asserted
 #   C. the metrics textfile: promtool check metrics, values across a cut
+#   D. the alert's postqueue -j runs off the loop: runs go on while it hangs
 set -u
 . "$RR_SRCDIR/tests/lib/common.sh"
 . "$RR_SRCDIR/tests/lib/wan.sh"
@@ -280,6 +281,44 @@ rr_check "the heartbeat moves on past 3 intervals inside the window" wait_for 10
 rr_check "still WARNING, not CRITICAL, in the window" check_is 1 "maintenance window" "$T/mw.conf"
 rr_check "no sign-of-life complaint in the window" eval '! out_has "no sign of life"'
 rr_check "no run in the window" eval '[ "$(sqlite3 "$SDB" "SELECT MAX(id) FROM runs")" = "$runs0" ]'
+daemon_stop
+
+rr_step "D. the alert's postqueue -j never holds the loop"
+# A postqueue that answers only when the test lets it: meanwhile the daemon
+# must go on running its checks (runs rows keep coming).
+cat >"$T/postqueue" <<EOF
+#!/bin/sh
+: >"$T/pq.started"
+while [ -e "$T/pq.hold" ]; do sleep 0.05; done
+printf '%s\n' '{"queue_name": "deferred", "queue_id": "A1"}' '{"queue_name":"active"}' '{"queue_name" : "deferred"}'
+EOF
+chmod 755 "$T/postqueue"
+: >"$T/pq.hold"
+rm -f "$T/pq.started"
+export RR_TEST_POSTQUEUE=$T/postqueue
+daemon_start "$CONF"
+unset RR_TEST_POSTQUEUE
+rr_check "UP at the start" wait_for 10 check_is 0 "REROUTER OK"
+rr_wan_cut "$NS"
+rr_check "the DOWN alert is being composed: postqueue started" wait_for 15 test -e "$T/pq.started"
+runs0=$(sqlite3 "$SDB" "SELECT MAX(id) FROM runs")
+more_runs() { [ "$(sqlite3 "$SDB" "SELECT MAX(id) FROM runs")" -ge $((runs0 + 2)) ]; }
+rr_check "runs go on while postqueue has not answered" wait_for 10 more_runs
+rr_check "postqueue is still held: the runs did not wait for it" test -e "$T/pq.hold"
+rm -f "$T/pq.hold"
+mail_q() { grep -l "^Deferred queue: 2 messages (postqueue -j)" "$T"/mail/* 2>/dev/null | head -1; }
+rr_check "the alert carries postqueue's count once it answered" wait_for 15 eval '[ -n "$(mail_q)" ]'
+# Now a postqueue that fails as it does with Postfix stopped: its complaint
+# goes into the UP alert.
+cat >"$T/postqueue" <<EOF
+#!/bin/sh
+echo "postqueue: fatal: Queue report unavailable - mail system is down" >&2
+exit 69
+EOF
+rr_wan_restore "$NS"
+rr_check "UP again" wait_for 10 check_is 0 "REROUTER OK"
+mail_qerr() { grep -l "^Deferred queue: unknown (postqueue -j: postqueue: fatal: Queue report unavailable - mail system is down)" "$T"/mail/* 2>/dev/null | head -1; }
+rr_check "the UP alert says why the queue is unknown, in postqueue's words" wait_for 15 eval '[ -n "$(mail_qerr)" ]'
 daemon_stop
 
 if [ "$RR_FAILURES" -gt 0 ]; then

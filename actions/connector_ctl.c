@@ -467,9 +467,10 @@ static const char *tcol(sqlite3_stmt *st, int i)
 
 int actions_ctl_connectors_json(const struct cfg *cfg)
 {
+	struct json j;
 	sqlite3 *db = NULL;
 	sqlite3_stmt *st = NULL;
-	int rc, n = 0, ret = 1;
+	int rc, ret = 1;
 
 	if (conn_open(cfg->transport.database, 0, CTL_BUSY_TIMEOUT_MSEC, &db) < 0) {
 		fprintf(stderr, "rerouterctl: %s: cannot open the transport database\n", cfg->transport.database);
@@ -480,22 +481,20 @@ int actions_ctl_connectors_json(const struct cfg *cfg)
 				   "changed_by FROM send_connectors ORDER BY address_space, cost, name",
 			       -1, &st, NULL) != SQLITE_OK)
 		goto fail;
-	printf("{\"connectors\": [");
+	json_begin(&j, stdout);
+	json_obj(&j, NULL);
+	json_arr(&j, "connectors");
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		printf("%s\n  {\"name\": ", n++ ? "," : "");
-		json_str(stdout, tcol(st, 0));
-		printf(", \"address_space\": ");
-		json_str(stdout, tcol(st, 1));
-		printf(", \"transport\": ");
-		json_str(stdout, tcol(st, 2));
-		printf(", \"smart_host\": ");
-		json_str(stdout, tcol(st, 3));
-		printf(", \"cost\": %lld, \"enabled\": %s, \"changed_at\": ", (long long)sqlite3_column_int64(st, 4),
-		       sqlite3_column_int(st, 5) ? "true" : "false");
-		json_str(stdout, tcol(st, 6));
-		printf(", \"changed_by\": ");
-		json_str(stdout, tcol(st, 7));
-		printf("}");
+		json_obj(&j, NULL);
+		json_str(&j, "name", tcol(st, 0));
+		json_str(&j, "address_space", tcol(st, 1));
+		json_str(&j, "transport", tcol(st, 2));
+		json_str(&j, "smart_host", tcol(st, 3));
+		json_int(&j, "cost", sqlite3_column_int64(st, 4));
+		json_bool(&j, "enabled", sqlite3_column_int(st, 5));
+		json_str(&j, "changed_at", tcol(st, 6));
+		json_str(&j, "changed_by", tcol(st, 7));
+		json_end_obj(&j);
 	}
 	sqlite3_finalize(st);
 	st = NULL;
@@ -503,18 +502,18 @@ int actions_ctl_connectors_json(const struct cfg *cfg)
 	    sqlite3_prepare_v2(db, "SELECT address_space, nexthop FROM transport_routes ORDER BY address_space",
 			       -1, &st, NULL) != SQLITE_OK)
 		goto fail;
-	printf("\n], \"routes\": [");
-	n = 0;
+	json_end_arr(&j);
+	json_arr(&j, "routes");
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		printf("%s\n  {\"address_space\": ", n++ ? "," : "");
-		json_str(stdout, tcol(st, 0));
-		printf(", \"nexthop\": ");
-		json_str(stdout, tcol(st, 1));
-		printf("}");
+		json_obj(&j, NULL);
+		json_str(&j, "address_space", tcol(st, 0));
+		json_str(&j, "nexthop", tcol(st, 1));
+		json_end_obj(&j);
 	}
 	if (rc != SQLITE_DONE)
 		goto fail;
-	printf("\n]}\n");
+	json_end_arr(&j);
+	json_end_obj(&j);
 	ret = 0;
 	goto out;
 fail:

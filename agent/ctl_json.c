@@ -23,94 +23,96 @@ static uint64_t age_of(uint64_t realtime_usec)
 	return realtime_usec && now > realtime_usec ? now - realtime_usec : 0;
 }
 
-static int json_checks(sqlite3 *db, int64_t run_id)
+static int json_checks(struct json *j, sqlite3 *db, int64_t run_id)
 {
 	sqlite3_stmt *st = NULL;
-	int rc, n = 0;
+	int rc;
 
 	if (sqlite3_prepare_v2(db, "SELECT name, type, target, role, passed, outcome, reason, elapsed_ms "
 				   "FROM run_checks WHERE run_id = ?1 ORDER BY seq", -1, &st, NULL) != SQLITE_OK)
 		return -1;
 	sqlite3_bind_int64(st, 1, run_id);
-	printf("[");
+	json_arr(j, "checks");
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		printf("%s{\"name\": ", n++ ? ", " : "");
-		json_str(stdout, col(st, 0));
-		printf(", \"type\": ");
-		json_str(stdout, col(st, 1));
-		printf(", \"target\": ");
-		json_str(stdout, col(st, 2));
-		printf(", \"role\": ");
-		json_str(stdout, col(st, 3));
-		printf(", \"passed\": %s, \"outcome\": ", sqlite3_column_int(st, 4) ? "true" : "false");
-		json_str(stdout, col(st, 5));
-		printf(", \"reason\": ");
-		json_str(stdout, col(st, 6));
-		printf(", \"duration_seconds\": ");
-		json_seconds(stdout, (uint64_t)sqlite3_column_int64(st, 7) * 1000);
-		printf("}");
+		json_obj(j, NULL);
+		json_str(j, "name", col(st, 0));
+		json_str(j, "type", col(st, 1));
+		json_str(j, "target", col(st, 2));
+		json_str(j, "role", col(st, 3));
+		json_bool(j, "passed", sqlite3_column_int(st, 4));
+		json_str(j, "outcome", col(st, 5));
+		json_str(j, "reason", col(st, 6));
+		json_seconds(j, "duration_seconds", (uint64_t)sqlite3_column_int64(st, 7) * 1000);
+		json_end_obj(j);
 	}
-	printf("]");
+	json_end_arr(j);
 	sqlite3_finalize(st);
 	return rc == SQLITE_DONE ? 0 : -1;
 }
 
-static void json_state(const struct cfg *cfg, const struct ops_snapshot *o)
+static void json_state(struct json *j, const struct cfg *cfg, const struct ops_snapshot *o)
 {
 	const struct state_saved *s = &o->s;
 	unsigned nf = 0;
 
 	for (size_t i = 0; i < s->n; i++)
 		nf += s->failed[i];
-	printf("{\"state\": \"%s\", \"since\": ", link_state_str(s->state));
-	json_time(stdout, s->since_usec);
-	printf(", \"since_seconds\": ");
-	json_seconds(stdout, age_of(s->since_usec));
-	printf(", \"hold\": ");
+	json_str(j, "state", link_state_str(s->state));
+	json_time(j, "since", s->since_usec);
+	json_seconds(j, "since_seconds", age_of(s->since_usec));
 	if (s->hold == LINK_UNKNOWN)
-		printf("null");
+		json_null(j, "hold");
 	else {
-		printf("{\"state\": \"%s\", \"until\": ", link_state_str(s->hold));
-		json_time(stdout, s->hold_until_usec);
-		printf("}");
+		json_obj(j, "hold");
+		json_str(j, "state", link_state_str(s->hold));
+		json_time(j, "until", s->hold_until_usec);
+		json_end_obj(j);
 	}
-	printf(", \"gate_closed\": %s, \"daemon\": {\"pid\": ", o->gate_closed ? "true" : "false");
+	json_bool(j, "gate_closed", o->gate_closed);
+	json_obj(j, "daemon");
 	if (s->daemon_pid > 0)
-		printf("%d", s->daemon_pid);
+		json_int(j, "pid", s->daemon_pid);
 	else
-		printf("null");
-	printf(", \"heartbeat\": ");
-	json_time(stdout, s->heartbeat_usec);
-	printf(", \"heartbeat_age_seconds\": ");
+		json_null(j, "pid");
+	json_time(j, "heartbeat", s->heartbeat_usec);
 	if (s->heartbeat_usec)
-		json_seconds(stdout, age_of(s->heartbeat_usec));
+		json_seconds(j, "heartbeat_age_seconds", age_of(s->heartbeat_usec));
 	else
-		printf("null");
-	printf("}, \"window\": {\"runs\": %zu, \"failed\": %u, \"passed\": %zu, \"size\": %u, "
-	       "\"failed_runs\": %u, \"passed_runs\": %u}",
-	       s->n, nf, s->n - nf, cfg->agent.runs, cfg->agent.failed_runs, cfg->agent.passed_runs);
+		json_null(j, "heartbeat_age_seconds");
+	json_end_obj(j);
+	json_obj(j, "window");
+	json_int(j, "runs", (long long)s->n);
+	json_int(j, "failed", nf);
+	json_int(j, "passed", (long long)(s->n - nf));
+	json_int(j, "size", cfg->agent.runs);
+	json_int(j, "failed_runs", cfg->agent.failed_runs);
+	json_int(j, "passed_runs", cfg->agent.passed_runs);
+	json_end_obj(j);
 }
 
-static void json_pending(const struct ops_snapshot *o)
+static void json_pending(struct json *j, const struct ops_snapshot *o)
 {
-	printf(", \"pending\": {\"routing\": ");
+	json_obj(j, "pending");
 	if (!o->routing_pending)
-		printf("null");
+		json_null(j, "routing");
 	else {
-		printf("{\"step\": ");
-		json_str(stdout, o->pending_step);
-		printf(", \"error\": ");
-		json_str(stdout, o->pending_error);
-		printf(", \"since\": ");
-		json_time(stdout, o->pending_since_usec);
-		printf(", \"attempts\": %d}", o->pending_attempts);
+		json_obj(j, "routing");
+		json_str(j, "step", o->pending_step);
+		json_str(j, "error", o->pending_error);
+		json_time(j, "since", o->pending_since_usec);
+		json_int(j, "attempts", o->pending_attempts);
+		json_end_obj(j);
 	}
-	printf(", \"steps\": %d, \"alerts_queued\": %d}", o->steps_pending, o->alerts_queued);
+	json_int(j, "steps", o->steps_pending);
+	json_int(j, "alerts_queued", o->alerts_queued);
+	json_end_obj(j);
 }
 
 int agent_ctl_status_json(const struct cfg *cfg)
 {
 	struct ops_snapshot o;
+	struct json j;
+	bool checks_failed = false;
 	sqlite3 *db = NULL;
 	int r = 2;
 
@@ -120,26 +122,26 @@ int agent_ctl_status_json(const struct cfg *cfg)
 		fprintf(stderr, "rerouterctl: %s: cannot read: %s\n", cfg->agent.state_db, sqlite3_errmsg(db));
 		goto out;
 	}
-	json_state(cfg, &o);
-	printf(", \"last_run\": ");
+	json_begin(&j, stdout);
+	json_obj(&j, NULL);
+	json_state(&j, cfg, &o);
 	if (!o.have_run)
-		printf("null");
+		json_null(&j, "last_run");
 	else {
-		printf("{\"at\": ");
-		json_time(stdout, o.run_usec);
-		printf(", \"failed\": %s, \"link_failed\": %d, \"link_checks\": %d, \"checks\": ",
-		       o.run_failed ? "true" : "false", o.run_link_failed, o.run_n_link);
-		if (json_checks(db, o.run_id) < 0) {
+		json_obj(&j, "last_run");
+		json_time(&j, "at", o.run_usec);
+		json_bool(&j, "failed", o.run_failed);
+		json_int(&j, "link_failed", o.run_link_failed);
+		json_int(&j, "link_checks", o.run_n_link);
+		if (json_checks(&j, db, o.run_id) < 0) {
 			fprintf(stderr, "rerouterctl: cannot read the checks: %s\n", sqlite3_errmsg(db));
-			printf("null}}\n");
-			goto out_snap;
+			checks_failed = true;
 		}
-		printf("}");
+		json_end_obj(&j);
 	}
-	json_pending(&o);
-	printf("}\n");
-	r = o.s.persisted && o.s.state == LINK_UP ? 0 : 1;
-out_snap:
+	json_pending(&j, &o);
+	json_end_obj(&j);
+	r = checks_failed ? 2 : o.s.persisted && o.s.state == LINK_UP ? 0 : 1;
 	ops_snapshot_clear(&o);
 out:
 	sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
@@ -147,60 +149,56 @@ out:
 	return r;
 }
 
-static void json_change(sqlite3_stmt *st, sqlite3_stmt *steps)
+static void json_change(struct json *j, sqlite3_stmt *st, sqlite3_stmt *steps)
 {
 	uint64_t at = (uint64_t)sqlite3_column_int64(st, 1);
-	int n = 0;
 
-	printf("{\"type\": \"change\", \"id\": %lld, \"at\": ", (long long)sqlite3_column_int64(st, 0));
-	json_time(stdout, at);
-	printf(", \"from\": ");
-	json_str(stdout, col(st, 3));
-	printf(", \"to\": ");
-	json_str(stdout, col(st, 2));
-	printf(", \"reason\": ");
-	json_str(stdout, col(st, 6));
-	printf(", \"no_backup\": %s, \"previous_held_seconds\": ", sqlite3_column_int(st, 5) ? "true" : "false");
+	json_obj(j, NULL);
+	json_str(j, "type", "change");
+	json_int(j, "id", sqlite3_column_int64(st, 0));
+	json_time(j, "at", at);
+	json_str(j, "from", col(st, 3));
+	json_str(j, "to", col(st, 2));
+	json_str(j, "reason", col(st, 6));
+	json_bool(j, "no_backup", sqlite3_column_int(st, 5));
 	if (sqlite3_column_type(st, 4) == SQLITE_NULL)
-		printf("null");
+		json_null(j, "previous_held_seconds");
 	else {
 		uint64_t prev = (uint64_t)sqlite3_column_int64(st, 4);
-		json_seconds(stdout, at > prev ? at - prev : 0);
+		json_seconds(j, "previous_held_seconds", at > prev ? at - prev : 0);
 	}
-	printf(", \"steps\": [");
+	json_arr(j, "steps");
 	sqlite3_reset(steps);
 	sqlite3_bind_int64(steps, 1, sqlite3_column_int64(st, 0));
 	while (sqlite3_step(steps) == SQLITE_ROW) {
-		printf("%s{\"step\": ", n++ ? ", " : "");
-		json_str(stdout, col(steps, 0));
-		printf(", \"status\": ");
-		json_str(stdout, col(steps, 1));
-		printf(", \"attempts\": %d, \"detail\": ", sqlite3_column_int(steps, 2));
-		json_str(stdout, col(steps, 3));
-		printf("}");
+		json_obj(j, NULL);
+		json_str(j, "step", col(steps, 0));
+		json_str(j, "status", col(steps, 1));
+		json_int(j, "attempts", sqlite3_column_int(steps, 2));
+		json_str(j, "detail", col(steps, 3));
+		json_end_obj(j);
 	}
-	printf("]}");
+	json_end_arr(j);
+	json_end_obj(j);
 }
 
-static void json_event(sqlite3_stmt *ev)
+static void json_event(struct json *j, sqlite3_stmt *ev)
 {
-	printf("{\"type\": \"event\", \"at\": ");
-	json_time(stdout, (uint64_t)sqlite3_column_int64(ev, 0));
-	printf(", \"event\": ");
-	json_str(stdout, col(ev, 1));
-	printf(", \"subject\": ");
-	json_str(stdout, col(ev, 2));
-	printf(", \"detail\": ");
-	json_str(stdout, col(ev, 3));
-	printf(", \"changed_by\": ");
-	json_str(stdout, col(ev, 4));
-	printf("}");
+	json_obj(j, NULL);
+	json_str(j, "type", "event");
+	json_time(j, "at", (uint64_t)sqlite3_column_int64(ev, 0));
+	json_str(j, "event", col(ev, 1));
+	json_str(j, "subject", col(ev, 2));
+	json_str(j, "detail", col(ev, 3));
+	json_str(j, "changed_by", col(ev, 4));
+	json_end_obj(j);
 }
 
 int agent_ctl_history_json(const struct cfg *cfg, unsigned n)
 {
 	sqlite3 *db = NULL;
 	sqlite3_stmt *st = NULL, *steps = NULL, *ev = NULL;
+	struct json j;
 	unsigned shown = 0;
 	int r = 2;
 
@@ -219,20 +217,22 @@ int agent_ctl_history_json(const struct cfg *cfg, unsigned n)
 	sqlite3_bind_int64(st, 1, n);
 	sqlite3_bind_int64(ev, 1, n);
 	int rc_c = sqlite3_step(st), rc_e = sqlite3_step(ev);
-	printf("{\"history\": [");
-	while ((rc_c == SQLITE_ROW || rc_e == SQLITE_ROW) && shown < n) {
+	json_begin(&j, stdout);
+	json_obj(&j, NULL);
+	json_arr(&j, "history");
+	while ((rc_c == SQLITE_ROW || rc_e == SQLITE_ROW) && shown++ < n) {
 		bool change = rc_c == SQLITE_ROW &&
 			      (rc_e != SQLITE_ROW || sqlite3_column_int64(st, 1) >= sqlite3_column_int64(ev, 0));
-		printf("%s", shown++ ? ",\n  " : "\n  ");
 		if (change) {
-			json_change(st, steps);
+			json_change(&j, st, steps);
 			rc_c = sqlite3_step(st);
 		} else {
-			json_event(ev);
+			json_event(&j, ev);
 			rc_e = sqlite3_step(ev);
 		}
 	}
-	printf("\n]}\n");
+	json_end_arr(&j);
+	json_end_obj(&j);
 	if ((rc_c != SQLITE_ROW && rc_c != SQLITE_DONE) || (rc_e != SQLITE_ROW && rc_e != SQLITE_DONE)) {
 		fprintf(stderr, "rerouterctl: cannot read the history: %s\n", sqlite3_errmsg(db));
 		goto out;

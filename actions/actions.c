@@ -36,6 +36,7 @@
 #include "agent/clock.h"
 #include "agent/db.h"
 #include "agent/log.h"
+#include "agent/timer.h"
 
 #define RETRY_USEC (2 * USEC_PER_SEC)
 
@@ -276,13 +277,8 @@ static int on_retry(sd_event_source *s, uint64_t usec, void *ud)
 
 static void arm_retry(struct actions *a, uint64_t delay_usec)
 {
-	int r;
+	int r = timer_oneshot_in(a->event, &a->retry_src, delay_usec, on_retry, a);
 
-	if (!a->retry_src)
-		r = sd_event_add_time_relative(a->event, &a->retry_src, CLOCK_MONOTONIC, delay_usec, 0,
-					       on_retry, a);
-	else if ((r = sd_event_source_set_time_relative(a->retry_src, delay_usec)) >= 0)
-		r = sd_event_source_set_enabled(a->retry_src, SD_EVENT_ONESHOT);
 	if (r < 0)
 		log_err_errno(r, "actions: cannot arm the retry timer");
 }
@@ -290,12 +286,8 @@ static void arm_retry(struct actions *a, uint64_t delay_usec)
 /* max_wait after the change: the step goes, whatever is still pending. */
 static void arm_deadline(struct actions *a, uint64_t at_usec)
 {
-	int r;
+	int r = timer_oneshot_at(a->event, &a->deadline_src, CLOCK_REALTIME, at_usec, 1000, on_retry, a);
 
-	if (!a->deadline_src)
-		r = sd_event_add_time(a->event, &a->deadline_src, CLOCK_REALTIME, at_usec, 1000, on_retry, a);
-	else if ((r = sd_event_source_set_time(a->deadline_src, at_usec)) >= 0)
-		r = sd_event_source_set_enabled(a->deadline_src, SD_EVENT_ONESHOT);
 	if (r < 0)
 		log_err_errno(r, "actions: cannot arm the max_wait timer");
 }

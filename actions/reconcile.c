@@ -38,6 +38,7 @@
 #include "agent/clock.h"
 #include "agent/db.h"
 #include "agent/log.h"
+#include "agent/timer.h"
 
 #define RETRY_BASE_USEC (2 * USEC_PER_SEC)
 #define RETRY_MAX_USEC (60 * USEC_PER_SEC)
@@ -301,12 +302,8 @@ static int on_retry(sd_event_source *s, uint64_t usec, void *ud)
 
 static void arm_retry(struct reconciler *r, uint64_t delay_usec)
 {
-	int rc;
+	int rc = timer_oneshot_in(r->e, &r->retry, delay_usec, on_retry, r);
 
-	if (!r->retry)
-		rc = sd_event_add_time_relative(r->e, &r->retry, CLOCK_MONOTONIC, delay_usec, 0, on_retry, r);
-	else if ((rc = sd_event_source_set_time_relative(r->retry, delay_usec)) >= 0)
-		rc = sd_event_source_set_enabled(r->retry, SD_EVENT_ONESHOT);
 	if (rc < 0)
 		log_err_errno(rc, "routing: cannot arm the retry timer");
 }

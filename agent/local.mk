@@ -32,6 +32,8 @@ librerouter_la_SOURCES += \
 	agent/state.h \
 	agent/strbuf.c \
 	agent/strbuf.h \
+	agent/timer.c \
+	agent/timer.h \
 	agent/vote.c \
 	agent/vote.h \
 	agent/window.c \

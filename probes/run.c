@@ -32,6 +32,7 @@ struct probe_run {
 	size_t n, pending;
 	struct curl_loop *curl;
 	struct ping_group *ping_groups; /* not launched yet: only inside probe_run_start */
+	struct probe_route *route;      /* route.c's answers for this run */
 	sd_event_source *report;
 	/* Early verdict: link checks not finished yet, and failed so far. */
 	bool early, decided;
@@ -119,6 +120,7 @@ static void run_free(struct probe_run *run)
 	}
 	/* After the checks: their stop() hands their curl handles back first. */
 	curl_loop_free(run->curl);
+	probe_route_free(run->route);
 	sd_event_source_disable_unref(run->report);
 	sd_event_source_disable_unref(run->cancel);
 	sd_event_unref(run->event);
@@ -223,6 +225,13 @@ void probe_finish_at(struct probe_check *c, uint64_t end_usec, enum probe_outcom
 struct ping_group **probe_run_ping_groups(struct probe_run *run)
 {
 	return &run->ping_groups;
+}
+
+struct probe_route *probe_run_route(struct probe_run *run)
+{
+	if (!run->route)
+		run->route = probe_route_new();
+	return run->route;
 }
 
 int probe_curl_loop(struct probe_check *c, struct curl_loop **ret)

@@ -32,7 +32,7 @@ struct probe_check {
 	sd_event *event;
 	uint64_t start_usec;    /* CLOCK_MONOTONIC */
 	uint64_t budget_usec;   /* what the check may spend, DNS included */
-	sd_event_source *deadline;
+	uint64_t cap_usec;      /* its hard deadline (CLOCK_MONOTONIC), on the run's one timer */
 	const struct probe_ops *ops;
 	void *impl;
 	bool finished;

@@ -13,9 +13,9 @@
 #include "config.h"
 
 /* The name is GnuTLS's, reserved as it looks. */
-int _gnutls_global_init_skip(void); /* NOLINT(bugprone-reserved-identifier,cert-dcl37-c) */
+int _gnutls_global_init_skip(void); /* NOLINT(bugprone-reserved-identifier,cert-dcl37-c,cert-dcl51-cpp) */
 
-int _gnutls_global_init_skip(void) /* NOLINT(bugprone-reserved-identifier,cert-dcl37-c) */
+int _gnutls_global_init_skip(void) /* NOLINT(bugprone-reserved-identifier,cert-dcl37-c,cert-dcl51-cpp) */
 {
 	return 1;
 }

@@ -32,6 +32,7 @@
 struct route_answer {
 	int family;
 	unsigned char dst[16];
+	int scope;                /* an IPv6 link-local address's interface; 0: none */
 	char *source;             /* the check's source, copied; NULL: none */
 	bool has_mark;
 	uint32_t mark;
@@ -50,7 +51,7 @@ struct link_answer {
 
 struct probe_route {
 	int fd;                   /* -1: not opened yet */
-	char *buf;                /* ANSWER_SIZE, aligned by malloc */
+	char *buf;                /* ANSWER_SIZE, aligned by calloc */
 	bool broken;              /* no netlink here: every check goes on */
 	unsigned seq;
 	struct route_answer *r;
@@ -100,7 +101,7 @@ static void addattr(struct nlmsghdr *h, size_t max, unsigned short type, const v
 static ssize_t ask(struct probe_route *pr, struct nlmsghdr *req)
 {
 	if (pr->fd < 0) {
-		if (!pr->buf && !(pr->buf = malloc(ANSWER_SIZE)))
+		if (!pr->buf && !(pr->buf = calloc(1, ANSWER_SIZE)))
 			return -ENOMEM;
 		struct timeval tv = { .tv_usec = 100 * 1000 };
 
@@ -176,12 +177,13 @@ static bool link_flags(struct probe_route *pr, int ifindex, struct link_answer *
 
 /* `ip route get`: the link the route leaves by (> 0), 0 when the kernel
  * cannot tell, or -ENETUNREACH / -EHOSTUNREACH when there is no route. */
-static int route_oif(struct probe_route *pr, const struct probe_path *p, int family, const void *dst)
+static int route_oif(struct probe_route *pr, const struct probe_path *p, int family, const void *dst,
+		     int scope)
 {
 	struct {
 		struct nlmsghdr h;
 		struct rtmsg r;
-		char attrs[128];
+		char attrs[128]; /* cppcheck-suppress unusedStructMember ; room for addattr() */
 	} req = {
 		.h = { .nlmsg_len = NLMSG_LENGTH(sizeof(struct rtmsg)), .nlmsg_type = RTM_GETROUTE,
 		       .nlmsg_flags = NLM_F_REQUEST },
@@ -203,6 +205,8 @@ static int route_oif(struct probe_route *pr, const struct probe_path *p, int fam
 		req.r.rtm_src_len = (unsigned char)(alen * 8);
 		addattr(&req.h, sizeof req, RTA_SRC, src, alen);
 	}
+	if (scope && !(p->source && p->source_is_ifname))
+		addattr(&req.h, sizeof req, RTA_OIF, &scope, sizeof scope);
 	if (p->has_mark)
 		addattr(&req.h, sizeof req, RTA_MARK, &p->mark, sizeof p->mark);
 
@@ -221,18 +225,19 @@ static int route_oif(struct probe_route *pr, const struct probe_path *p, int fam
 }
 
 static bool same_key(const struct route_answer *a, const struct probe_path *p, int family,
-		     const void *dst)
+		     const void *dst, int scope)
 {
 	return a->family == family && memcmp(a->dst, dst, family == AF_INET ? 4 : 16) == 0 &&
+	       a->scope == scope &&
 	       a->has_mark == p->has_mark && (!p->has_mark || a->mark == p->mark) &&
 	       (a->source ? p->source && strcmp(a->source, p->source) == 0 : !p->source);
 }
 
 static int judge(struct probe_route *pr, const struct probe_path *p, int family, const void *dst,
-		 char *why, size_t size)
+		 int scope, char *why, size_t size)
 {
 	struct link_answer *l;
-	int oif = route_oif(pr, p, family, dst);
+	int oif = route_oif(pr, p, family, dst, scope);
 
 	if (oif == -ENETUNREACH || oif == -EHOSTUNREACH) {
 		snprintf(why, size, "no route to host");
@@ -255,13 +260,14 @@ int probe_route_verdict(struct probe_route *pr, const struct probe_path *p, cons
 			char *why, size_t size)
 {
 	const void *dst;
-	int family = sa->sa_family, err;
+	int family = sa->sa_family, err, scope = 0;
 
-	if (family == AF_INET)
+	if (family == AF_INET) {
 		dst = &((const struct sockaddr_in *)sa)->sin_addr;
-	else if (family == AF_INET6)
+	} else if (family == AF_INET6) {
 		dst = &((const struct sockaddr_in6 *)sa)->sin6_addr;
-	else
+		scope = (int)((const struct sockaddr_in6 *)sa)->sin6_scope_id;
+	} else
 		return 0;
 	if (!pr) {
 		/* No run to cache in (a worker thread): a socket of its own. */
@@ -275,12 +281,12 @@ int probe_route_verdict(struct probe_route *pr, const struct probe_path *p, cons
 	if (pr->broken)
 		return 0;
 	for (size_t i = 0; i < pr->n_r; i++)
-		if (same_key(&pr->r[i], p, family, dst)) {
+		if (same_key(&pr->r[i], p, family, dst, scope)) {
 			snprintf(why, size, "%s", pr->r[i].why);
 			return pr->r[i].err;
 		}
 	char text[64] = "";
-	err = judge(pr, p, family, dst, text, sizeof text);
+	err = judge(pr, p, family, dst, scope, text, sizeof text);
 	snprintf(why, size, "%s", text);
 	if (pr->n_r == pr->alloc_r) {
 		size_t a = pr->alloc_r ? 2 * pr->alloc_r : 8;
@@ -296,6 +302,7 @@ int probe_route_verdict(struct probe_route *pr, const struct probe_path *p, cons
 		return err;
 	pr->n_r++;
 	r->family = family;
+	r->scope = scope;
 	memcpy(r->dst, dst, family == AF_INET ? 4 : 16);
 	r->has_mark = p->has_mark;
 	r->mark = p->mark;

@@ -100,6 +100,9 @@ int probe_curl_new(struct probe_check *c, const char *url, probe_curl_answered_f
 	/* Every check tests the path afresh, not a connection a previous one left. */
 	curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
 	curl_easy_setopt(e, CURLOPT_FORBID_REUSE, 1L);
+	/* Nor a TLS session another check of the run left in the loop's shared
+	 * cache: each handshake is verified in full. */
+	curl_easy_setopt(e, CURLOPT_SSL_SESSIONID_CACHE, 0L);
 	curl_easy_setopt(e, CURLOPT_USERAGENT, "rerouter/" PACKAGE_VERSION);
 	/* A check reads a status line and headers (curl gathers them on its own)
 	 * or SMTP replies (at most 512 octets a line, RFC 5321), never a body: the

@@ -18,6 +18,10 @@ struct curl_xfer {
 struct curl_loop {
 	sd_event *event;
 	CURLM *multi;
+	/* The TLS session cache, shared by the loop's transfers: without it each
+	 * easy handle allocates one of its own (about 1 KiB) even for plain
+	 * HTTP. Checks turn session reuse off (probe_curl_new). */
+	CURLSH *share;
 	sd_event_source *timer;
 	struct curl_xfer *xfers; /* so that free() can detach what is still running */
 };
@@ -56,6 +60,7 @@ static void check_done(struct curl_loop *cl)
 		curl_multi_remove_handle(cl->multi, easy);
 		if (!x)
 			continue;
+		curl_easy_setopt(easy, CURLOPT_SHARE, NULL);
 		xfer_unlink(cl, x);
 		curl_loop_done_fn done = x->done;
 		void *ud = x->userdata;
@@ -162,7 +167,9 @@ int curl_loop_new(sd_event *e, struct curl_loop **ret)
 		return -ENOMEM;
 	cl->event = sd_event_ref(e);
 	cl->multi = curl_multi_init();
-	if (!cl->multi) {
+	cl->share = curl_share_init();
+	if (!cl->multi || !cl->share ||
+	    curl_share_setopt(cl->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION) != CURLSHE_OK) {
 		r = -ENOMEM;
 		goto fail;
 	}
@@ -193,6 +200,9 @@ struct curl_loop *curl_loop_free(struct curl_loop *cl)
 		curl_loop_remove(cl, cl->xfers->easy);
 	if (cl->multi)
 		curl_multi_cleanup(cl->multi);
+	/* Every easy handle has let go of it (check_done, curl_loop_remove). */
+	if (cl->share && curl_share_cleanup(cl->share) != CURLSHE_OK)
+		log_warnx("curl: the shared TLS session cache is still in use");
 	sd_event_source_disable_unref(cl->timer);
 	sd_event_unref(cl->event);
 	free(cl);
@@ -209,6 +219,7 @@ int curl_loop_add(struct curl_loop *cl, CURL *easy, curl_loop_done_fn done, void
 	x->done = done;
 	x->userdata = userdata;
 	curl_easy_setopt(easy, CURLOPT_PRIVATE, x);
+	curl_easy_setopt(easy, CURLOPT_SHARE, cl->share);
 	/* Never wait on the loop for a resolver thread stuck in getaddrinfo()
 	 * when a transfer times out or is removed: detach it instead. */
 	curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
@@ -217,6 +228,7 @@ int curl_loop_add(struct curl_loop *cl, CURL *easy, curl_loop_done_fn done, void
 #endif
 	if (curl_multi_add_handle(cl->multi, easy) != CURLM_OK) {
 		curl_easy_setopt(easy, CURLOPT_PRIVATE, NULL);
+		curl_easy_setopt(easy, CURLOPT_SHARE, NULL);
 		free(x);
 		return -EIO;
 	}
@@ -237,5 +249,6 @@ void curl_loop_remove(struct curl_loop *cl, CURL *easy)
 	curl_multi_remove_handle(cl->multi, easy);
 	xfer_unlink(cl, x);
 	curl_easy_setopt(easy, CURLOPT_PRIVATE, NULL);
+	curl_easy_setopt(easy, CURLOPT_SHARE, NULL);
 	free(x);
 }

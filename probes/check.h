@@ -32,7 +32,7 @@ struct probe_check {
 	sd_event *event;
 	uint64_t start_usec;    /* CLOCK_MONOTONIC */
 	uint64_t budget_usec;   /* what the check may spend, DNS included */
-	sd_event_source *deadline;
+	uint64_t cap_usec;      /* its hard deadline (CLOCK_MONOTONIC), on the run's one timer */
 	const struct probe_ops *ops;
 	void *impl;
 	bool finished;
@@ -86,6 +86,7 @@ struct probe_curl {
 	struct curl_loop *loop;   /* NULL once curl has handed the handle back */
 	probe_curl_answered_fn answered;
 	char errbuf[CURL_ERROR_SIZE];
+	char route_why[64];       /* route.c refused the connection: no route or no carrier */
 	bool got_body;
 	bool keep_body;           /* smtp: the command's answer arrives as "body" */
 };
@@ -95,6 +96,27 @@ int probe_curl_go(struct probe_curl *pc);
 void probe_curl_free(struct probe_curl *pc);
 void probe_curl_expire(struct probe_check *c);
 void probe_curl_stop(struct probe_check *c);
+
+/* route.c: does the path a check would take exist, and has its link carrier?
+ * (`ip route get` and the link's IFF_LOWER_UP, asked of the kernel.) */
+struct probe_path {
+	const char *source;     /* an interface or an address; NULL: none */
+	bool source_is_ifname;
+	bool has_mark;
+	uint32_t mark;
+};
+struct probe_path probe_path_of(const struct cfg_check *cc);
+/* The answers of one run, cached; NULL asks afresh (a worker thread may). */
+struct probe_route;
+struct probe_route *probe_route_new(void);
+void probe_route_free(struct probe_route *pr);
+/* 0: go on (the path is there with carrier, or the kernel cannot tell).
+ * Else a positive errno, why filled: ENETUNREACH or EHOSTUNREACH "no route
+ * to host", ENETDOWN "no carrier on eth0" or "eth0 is down". */
+int probe_route_verdict(struct probe_route *pr, const struct probe_path *p, const struct sockaddr *dst,
+			char *why, size_t size);
+/* The run's cache (created on first use; NULL when out of memory). */
+struct probe_route *probe_run_route(struct probe_run *run);
 
 /* tcp.c: a non-blocking TCP socket with the check's source and mark applied. */
 int probe_tcp_socket(const struct cfg_check *cc, int family, int *ret_fd);

@@ -36,6 +36,21 @@ static int on_sockopt(void *userdata, curl_socket_t fd, curlsocktype purpose)
 	return CURL_SOCKOPT_OK;
 }
 
+/* Each address curl connects to (the target's, or the proxy's) is the path
+ * the check takes: over a link without carrier, or with no route, the
+ * connection is refused here at once rather than left to time out. */
+static curl_socket_t on_opensocket(void *userdata, curlsocktype purpose, struct curl_sockaddr *a)
+{
+	struct probe_curl *pc = userdata;
+	struct probe_path path = probe_path_of(pc->check->cfg);
+
+	if (purpose == CURLSOCKTYPE_IPCXN &&
+	    probe_route_verdict(probe_run_route(pc->check->run), &path, &a->addr, pc->route_why,
+				sizeof pc->route_why) != 0)
+		return CURL_SOCKET_BAD;
+	return socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+}
+
 int probe_curl_new(struct probe_check *c, const char *url, probe_curl_answered_fn answered,
 		   struct probe_curl **ret)
 {
@@ -85,6 +100,9 @@ int probe_curl_new(struct probe_check *c, const char *url, probe_curl_answered_f
 	/* Every check tests the path afresh, not a connection a previous one left. */
 	curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
 	curl_easy_setopt(e, CURLOPT_FORBID_REUSE, 1L);
+	/* Nor a TLS session another check of the run left in the loop's shared
+	 * cache: each handshake is verified in full. */
+	curl_easy_setopt(e, CURLOPT_SSL_SESSIONID_CACHE, 0L);
 	curl_easy_setopt(e, CURLOPT_USERAGENT, "rerouter/" PACKAGE_VERSION);
 	/* A check reads a status line and headers (curl gathers them on its own)
 	 * or SMTP replies (at most 512 octets a line, RFC 5321), never a body: the
@@ -106,6 +124,8 @@ int probe_curl_new(struct probe_check *c, const char *url, probe_curl_answered_f
 			 cc->source);
 		curl_easy_setopt(e, CURLOPT_INTERFACE, iface);
 	}
+	curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, on_opensocket);
+	curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, pc);
 	if (cc->has_mark) {
 		curl_easy_setopt(e, CURLOPT_SOCKOPTFUNCTION, on_sockopt);
 		curl_easy_setopt(e, CURLOPT_SOCKOPTDATA, pc);
@@ -184,6 +204,10 @@ static void on_done(CURL *easy, CURLcode res, void *userdata)
 			probe_finish(c, PROBE_TIMEOUT, "%s", why(pc, res));
 		break;
 	case CURLE_COULDNT_CONNECT:
+		if (pc->route_why[0]) {
+			probe_finish(c, PROBE_UNREACHABLE, "%s", pc->route_why);
+			break;
+		}
 		probe_finish(c, oserr ? probe_errno_outcome((int)oserr) : PROBE_UNREACHABLE, "%s",
 			     oserr ? strerror((int)oserr) : why(pc, res));
 		break;

@@ -186,10 +186,21 @@ static int resolve_by_name(struct ping_group *g)
 	r = getnameinfo(ai->ai_addr, ai->ai_addrlen, t->addr, sizeof t->addr, NULL, 0,
 			NI_NUMERICHOST);
 	g->family = ai->ai_family;
-	freeaddrinfo(ai);
 	if (r) {
+		freeaddrinfo(ai);
 		target_fail(t, PROBE_DNS_FAILURE, t->host, "no usable address");
 		return -ENOENT;
+	}
+	/* As for a literal on the loop (icmp_start), with a socket of its own. */
+	struct probe_path path = { .source = g->source, .source_is_ifname = g->source_is_ifname,
+				   .has_mark = g->has_mark, .mark = g->mark };
+	char why[64];
+	r = probe_route_verdict(NULL, &path, ai->ai_addr, why, sizeof why);
+	freeaddrinfo(ai);
+	if (r) {
+		t->outcome = PROBE_UNREACHABLE;
+		snprintf(t->msg, sizeof t->msg, "%s", why);
+		return -ENETUNREACH;
 	}
 	return 0;
 }
@@ -530,6 +541,22 @@ static int literal_family(const char *host)
 	return AF_UNSPEC;
 }
 
+/* No route, or a link without carrier (route.c): the check fails now. */
+static bool path_refused(struct probe_check *c, int family, const char *host)
+{
+	struct sockaddr_storage ss = { .ss_family = (sa_family_t)family };
+	struct probe_path path = probe_path_of(c->cfg);
+	char why[64];
+	int err;
+
+	inet_pton(family, host, family == AF_INET ? (void *)&((struct sockaddr_in *)&ss)->sin_addr
+						  : (void *)&((struct sockaddr_in6 *)&ss)->sin6_addr);
+	err = probe_route_verdict(probe_run_route(c->run), &path, (struct sockaddr *)&ss, why, sizeof why);
+	if (err)
+		probe_finish(c, PROBE_UNREACHABLE, "%s", why);
+	return err != 0;
+}
+
 static int icmp_start(struct probe_check *c)
 {
 	const struct cfg_check *cc = c->cfg;
@@ -541,11 +568,13 @@ static int icmp_start(struct probe_check *c)
 
 	if (!host)
 		return -EINVAL;
+	family = literal_family(host);
+	if (family != AF_UNSPEC && path_refused(c, family, host))
+		return 0;
 	ic = calloc(1, sizeof *ic);
 	if (!ic)
 		return -ENOMEM;
 	ic->check = c;
-	family = literal_family(host);
 	if (family != AF_UNSPEC)
 		for (g = *pending; g && !same_options(g, cc, family, count); g = g->next)
 			;

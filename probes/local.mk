@@ -7,6 +7,7 @@ librerouter_la_SOURCES += \
 	probes/once.c \
 	probes/probe.h \
 	probes/resolve.c \
+	probes/route.c \
 	probes/run.c \
 	probes/smtp.c \
 	probes/tcp.c

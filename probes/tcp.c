@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <net/if.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -35,6 +36,7 @@ struct tcp {
 	size_t in_flight;
 	sd_event_source *stagger;
 	int last_err;
+	char last_why[64];           /* the path's own fault (route.c), if last_err came from it */
 };
 
 static void attempt_close(struct tcp_attempt *a)
@@ -91,21 +93,27 @@ int probe_source_family(const struct cfg_check *cc)
 
 static void tcp_next(struct tcp *t);
 
-/* An attempt failed: start the next address now, or give up when none is
- * left and none is in flight. */
-static void attempt_failed(struct tcp_attempt *a, int err)
+/* An attempt failed (why: NULL, or what route.c said): start the next
+ * address now, or give up when none is left and none is in flight. */
+static void attempt_failed_why(struct tcp_attempt *a, int err, const char *why)
 {
 	struct tcp *t = a->tcp;
 
 	t->last_err = err;
+	snprintf(t->last_why, sizeof t->last_why, "%s", why ? why : "");
 	if (a->fd >= 0)
 		t->in_flight--;
 	attempt_close(a);
 	if (t->next < t->n)
 		tcp_next(t);
 	else if (t->in_flight == 0)
-		probe_finish(t->check, probe_errno_outcome(t->last_err), "%s",
-			     strerror(t->last_err));
+		probe_finish(t->check, t->last_why[0] ? PROBE_UNREACHABLE : probe_errno_outcome(t->last_err),
+			     "%s", t->last_why[0] ? t->last_why : strerror(t->last_err));
+}
+
+static void attempt_failed(struct tcp_attempt *a, int err)
+{
+	attempt_failed_why(a, err, NULL);
 }
 
 static int on_connect(sd_event_source *s, int fd, uint32_t revents, void *userdata)
@@ -147,6 +155,14 @@ static void tcp_next(struct tcp *t)
 	a = &t->att[t->next];
 	a->tcp = t; /* as tcp_begin set it; said again where the analyzer can see it */
 	ai = t->order[t->next++];
+	/* No route, or a link without carrier: a SYN would only be dropped. */
+	struct probe_path path = probe_path_of(c->cfg);
+	char why[64];
+	a->fd = -1;
+	if ((r = probe_route_verdict(probe_run_route(c->run), &path, ai->ai_addr, why, sizeof why))) {
+		attempt_failed_why(a, r, why);
+		return;
+	}
 	r = probe_tcp_socket(c->cfg, ai->ai_family, &a->fd);
 	if (r < 0) {
 		a->fd = -1;

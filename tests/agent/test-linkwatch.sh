@@ -8,7 +8,10 @@
 # Cuts: the WAN end of a veth set down (carrier lost on the hub, no change
 # made on the hub itself), a default route removed and added, an address
 # removed from the source interface. Verified by the daemon's log lines, not
-# by timing.
+# by timing. A check whose path has no carrier, or no route, fails at once
+# with that as its detail ("no carrier on rrlw", "no route to host"), not
+# with a timeout: the tcp, http and ping checks over rrlw, and "far"
+# (10.231.43.1, reached by the default route only).
 set -u
 . "$RR_SRCDIR/tests/lib/common.sh"
 need_root
@@ -33,35 +36,60 @@ ip -n $HUB addr add 10.231.40.1/24 dev rrlw
 ip -n $HUB addr add 10.231.41.1/24 dev rrlx
 ip -n $HUB addr add 10.231.42.1/24 dev rrly
 ip -n $WAN addr add 10.231.40.2/24 dev rrlw0
+ip -n $WAN addr add 10.231.43.1/32 dev lo
 ip -n $WAN addr add 10.231.41.2/24 dev rrlx0
 for l in rrlw rrlx rrly; do ip -n $HUB link set $l up; done
 for l in rrlw0 rrlx0 rrly0; do ip -n $WAN link set $l up; done
 ip -n $HUB route add default via 10.231.40.2 dev rrlw
 
-# A TCP listener in the WAN: the link check.
+# A listener in the WAN for the tcp and http checks: an HTTP answer to
+# whoever connects (the tcp checks hang up before reading it).
 cat >"$T/listen.py" <<'PY'
 import socket, sys
 s = socket.socket()
 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind((sys.argv[1], int(sys.argv[2])))
+s.bind(("0.0.0.0", int(sys.argv[1])))
 s.listen(64)
 while True:
     c, _ = s.accept()
+    try:
+        c.settimeout(1)
+        c.recv(4096)
+        c.sendall(b"HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n")
+    except OSError:
+        pass
     c.close()
 PY
-rr_spawn listener ip netns exec $WAN python3 "$T/listen.py" 10.231.40.2 $PORT
+rr_spawn listener ip netns exec $WAN python3 "$T/listen.py" $PORT
 wait_for 5 rr_tcp_open 10.231.40.2 $PORT $HUB || rr_die "the WAN listener did not start"
 
 cat >"$T/rerouter.conf" <<CONF
 [agent]
 interval = 1h
-failed_checks = 1
+# Every link check must fail to fail a run, so that none of them is
+# cancelled when the path goes: each shows its own detail.
+failed_checks = 4
 runs = 2
 state_db = $T/state.db
 
 [check "wan"]
 type = tcp
 target = 10.231.40.2:$PORT
+timeout = 500ms
+
+[check "web"]
+type = http
+target = http://10.231.40.2:$PORT/
+timeout = 500ms
+
+[check "echo"]
+type = ping
+target = 10.231.40.2
+timeout = 500ms
+
+[check "far"]
+type = tcp
+target = 10.231.43.1:$PORT
 timeout = 500ms
 
 [check "via-rrly"]
@@ -120,7 +148,15 @@ rr_step "the WAN end of the watched veth goes down: carrier lost on the hub"
 n=$(runs)
 ip -n $WAN link set rrlw0 down
 expect_event "$n" "rrlw: carrier lost"
-wait_for 5 logged 'check wan (.*): fail' && rr_ok "the run saw the cut" || rr_fail "no failed check after the cut"
+# expect_detail CHECK TEXT: the check failed with TEXT as its detail.
+expect_detail() {
+	if wait_for 5 logged "check $1 (.*): fail: $2, "; then
+		rr_ok "check $1 failed at once: $2"
+	else
+		rr_fail "check $1 did not fail with '$2': $(grep "check $1 " "$LOG" | tail -1)"
+	fi
+}
+for c in wan web echo far; do expect_detail $c "no carrier on rrlw"; done
 
 rr_step "and up again"
 n=$(runs)
@@ -131,6 +167,7 @@ rr_step "the default route removed, then added"
 n=$(runs)
 ip -n $HUB route del default
 expect_event "$n" "rrlw: IPv4 default route removed"
+expect_detail far "no route to host"
 n=$(runs)
 ip -n $HUB route add default via 10.231.40.2 dev rrlw
 expect_event "$n" "rrlw: IPv4 default route added"

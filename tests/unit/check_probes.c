@@ -615,6 +615,32 @@ static void job_free(void *arg)
 	atomic_fetch_add(&jobs_freed, 1);
 }
 
+/* route.c: loopback always has its carrier, so a check there goes on; what
+ * the kernel cannot judge (no IP family, no such source interface) goes on
+ * too, for the socket to say. The answers are the same from the cache. */
+START_TEST(test_route_verdict)
+{
+	struct probe_route *pr = probe_route_new();
+	struct sockaddr_in lo = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	struct sockaddr_in6 lo6 = { .sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT };
+	struct sockaddr unspec = { .sa_family = AF_UNIX };
+	struct probe_path none = { 0 }, bylo = { .source = "lo", .source_is_ifname = true },
+			  nosuch = { .source = "rr-no-such0", .source_is_ifname = true };
+	char why[64];
+
+	ck_assert_ptr_nonnull(pr);
+	for (int pass = 0; pass < 2; pass++) {
+		ck_assert_int_eq(probe_route_verdict(pr, &none, (struct sockaddr *)&lo, why, sizeof why), 0);
+		ck_assert_int_eq(probe_route_verdict(pr, &bylo, (struct sockaddr *)&lo, why, sizeof why), 0);
+		ck_assert_int_eq(probe_route_verdict(pr, &nosuch, (struct sockaddr *)&lo, why, sizeof why), 0);
+		ck_assert_int_eq(probe_route_verdict(pr, &none, &unspec, why, sizeof why), 0);
+	}
+	/* Without IPv6 the kernel cannot tell: that goes on as well. */
+	ck_assert_int_eq(probe_route_verdict(NULL, &none, (struct sockaddr *)&lo6, why, sizeof why), 0);
+	probe_route_free(pr);
+}
+END_TEST
+
 START_TEST(test_worker_abandon)
 {
 	struct worker *a = NULL, *b = NULL;
@@ -652,6 +678,7 @@ static Suite *probes_suite(void)
 	tcase_add_test(tc, test_early_verdict_failed);
 	tcase_add_test(tc, test_early_verdict_passed);
 	tcase_add_test(tc, test_worker_abandon);
+	tcase_add_test(tc, test_route_verdict);
 	tcase_add_test(tc, test_ping_group);
 	tcase_add_test(tc, test_ping_cancel);
 	suite_add_tcase(s, tc);

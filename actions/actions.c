@@ -506,7 +506,7 @@ static void on_routes_settled(int64_t change_id, void *ud)
 }
 
 int actions_new(sd_event *e, sqlite3 *state_db, const struct cfg *cfg, struct alerts *alerts,
-		struct actions **ret)
+		const char *changed_by, struct actions **ret)
 {
 	struct actions *a = calloc(1, sizeof *a);
 	int r;
@@ -519,7 +519,7 @@ int actions_new(sd_event *e, sqlite3 *state_db, const struct cfg *cfg, struct al
 	a->alerts = alerts;
 	if ((r = sd_event_add_defer(e, &a->kick_src, on_kick, a)) < 0 ||
 	    (r = sd_event_source_set_enabled(a->kick_src, SD_EVENT_OFF)) < 0 ||
-	    (r = reconcile_new(e, state_db, cfg, on_routes_settled, a, &a->routes)) < 0)
+	    (r = reconcile_new(e, state_db, cfg, changed_by, on_routes_settled, a, &a->routes)) < 0)
 		goto fail;
 	*ret = a;
 	return 0;

@@ -15,9 +15,10 @@ struct actions;
 struct alerts;
 
 /* state_db: the agent's open state database (single-threaded use on the loop).
- * alerts may be NULL (no [mail]). */
+ * alerts may be NULL (no [mail]). changed_by ("rerouterd@NAME" for an
+ * instance) stamps the connectors and events written; it must outlive a. */
 int actions_new(sd_event *e, sqlite3 *state_db, const struct cfg *cfg, struct alerts *alerts,
-		struct actions **ret);
+		const char *changed_by, struct actions **ret);
 /* A reload swapped the configuration: the old cfg may be freed after this
  * returns. The routes are compared again. */
 void actions_set_config(struct actions *a, const struct cfg *cfg);

@@ -22,8 +22,10 @@ struct reconciler;
  * correction or a start-up check) and its routing steps are marked. */
 typedef void (*reconcile_settled_fn)(int64_t change_id, void *ud);
 
-int reconcile_new(sd_event *e, sqlite3 *state_db, const struct cfg *cfg, reconcile_settled_fn cb,
-		  void *ud, struct reconciler **ret);
+/* changed_by stamps the connectors it sets and the drift it records; it
+ * must outlive the reconciler. */
+int reconcile_new(sd_event *e, sqlite3 *state_db, const struct cfg *cfg, const char *changed_by,
+		  reconcile_settled_fn cb, void *ud, struct reconciler **ret);
 void reconcile_set_config(struct reconciler *r, const struct cfg *cfg);
 /* change_id: the newest recorded change, whose routing steps are marked once
  * the routes match (0: none recorded; RECONCILE_UNRECORDED: a change decided

@@ -54,6 +54,7 @@ struct daemon {
 	struct cfg *cfg;          /* the configuration in force */
 	struct cfg *retired;      /* an old one, alive while the run started with it runs */
 	bool verbose;
+	const char *changed_by;   /* rerouterd or rerouterd@NAME: on every write */
 	sqlite3 *db;
 	struct actions *actions;
 	struct alerts *alerts;
@@ -377,7 +378,7 @@ static void check_hold(struct daemon *d)
 	if (h != LINK_UNKNOWN && until && now >= until) {
 		log_notice("the hold %s has expired", link_state_str(h));
 		if (state_set_hold(d->db, LINK_UNKNOWN, 0, NULL) == 0)
-			state_add_event(d->db, "release", link_state_str(h), "hold expired", "rerouterd");
+			state_add_event(d->db, "release", link_state_str(h), "hold expired", d->changed_by);
 		h = LINK_UNKNOWN;
 	}
 	d->hold_until_usec = until;
@@ -478,7 +479,7 @@ static void on_run_done(struct probe_run *run, const struct probe_result *res, s
 		struct log_field f[] = { { "REROUTER_STATE", "down" } };
 		log_fields(LOG_NOTICE, f, "a backup path answers again: [on_down] is applied");
 		d->gate_open = true;
-		state_add_event(d->db, "gate", "down", "a backup path answers: [on_down] applied", "rerouterd");
+		state_add_event(d->db, "gate", "down", "a backup path answers: [on_down] applied", d->changed_by);
 	}
 	check_hold(d);
 	update_routes(d);
@@ -851,9 +852,10 @@ out:
 	return r;
 }
 
-int agent_main(const char *cfg_path, struct cfg *cfg, bool verbose)
+int agent_main(const char *cfg_path, struct cfg *cfg, bool verbose, const char *changed_by)
 {
-	struct daemon d = { .cfg_path = cfg_path, .cfg = cfg, .verbose = verbose, .hold = LINK_UNKNOWN };
+	struct daemon d = { .cfg_path = cfg_path, .cfg = cfg, .verbose = verbose, .changed_by = changed_by,
+			    .hold = LINK_UNKNOWN };
 	sigset_t ss;
 	int r, ret = 1;
 
@@ -886,7 +888,7 @@ int agent_main(const char *cfg_path, struct cfg *cfg, bool verbose)
 		log_err_errno(r, "cannot set up alert mail");
 		goto out;
 	}
-	if ((r = actions_new(d.e, d.db, cfg, d.alerts, &d.actions)) < 0) {
+	if ((r = actions_new(d.e, d.db, cfg, d.alerts, changed_by, &d.actions)) < 0) {
 		log_err_errno(r, "cannot set up the actions");
 		goto out;
 	}

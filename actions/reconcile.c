@@ -896,6 +896,13 @@ const char *reconcile_pending(const struct reconciler *r)
 	return buf;
 }
 
+const char *reconcile_settled_down(const struct reconciler *r, int64_t change_id)
+{
+	if (!r->settled || r->settled_target != ROUTE_DOWN || r->settled_change != change_id)
+		return NULL;
+	return r->d_conn[0] ? r->d_conn : "already set";
+}
+
 struct reconciler *reconcile_free(struct reconciler *r)
 {
 	if (!r)

@@ -40,6 +40,9 @@ bool reconcile_busy(const struct reconciler *r);
 /* "transport: restart postfix.service: bus: Connection refused (since
  * 12:00:01, attempt 4)" while something is retried; NULL when nothing is. */
 const char *reconcile_pending(const struct reconciler *r);
+/* Once the routes settled on [on_down] for change_id: what the connectors
+ * step did ("enabled site-b, disabled site-a", "already set"); else NULL. */
+const char *reconcile_settled_down(const struct reconciler *r, int64_t change_id);
 struct reconciler *reconcile_free(struct reconciler *r);
 
 /* Pure parts, for the unit tests. */

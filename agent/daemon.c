@@ -83,6 +83,7 @@ struct daemon {
 
 	int64_t last_change_id;   /* the newest recorded change */
 	bool gate_open;           /* DOWN: a backup path answered (or none is configured) */
+	bool note_owed;           /* it opened while the change was not recorded yet */
 	enum link_state hold;     /* the pinned state, LINK_UNKNOWN: no hold */
 	uint64_t hold_until_usec; /* CLOCK_REALTIME; 0: until release */
 
@@ -310,6 +311,11 @@ static bool backlog_flush(struct daemon *d)
 		d->n_backlog--;
 		actions_kick(d->actions);
 	}
+	/* The note names its change: only now is there an id. */
+	if (d->note_owed) {
+		d->note_owed = false;
+		actions_note_gate(d->actions, d->last_change_id);
+	}
 	return true;
 }
 
@@ -361,6 +367,8 @@ static void hold_change(struct daemon *d, enum link_state h)
 	forget_run_texts(d);
 	d->since_usec = ch.at_usec;
 	d->gate_open = true;
+	d->note_owed = false;
+	actions_note_gate(d->actions, 0);
 }
 
 /* Reads the hold again (at start, on SIGUSR1, after every run) and acts on a
@@ -473,6 +481,9 @@ static void on_run_done(struct probe_run *run, const struct probe_result *res, s
 		forget_run_texts(d);
 		d->since_usec = ch.at_usec;
 		d->gate_open = !ch.no_backup;
+		/* A new change: its own alert says it all; an owed note is moot. */
+		d->note_owed = false;
+		actions_note_gate(d->actions, 0);
 		actions_kick(d->actions);
 	} else if (d->vote.state == LINK_DOWN && !d->gate_open && !vote_no_backup(res, n)) {
 		/* The backup gate is judged at every run while DOWN. */
@@ -480,6 +491,11 @@ static void on_run_done(struct probe_run *run, const struct probe_result *res, s
 		log_fields(LOG_NOTICE, f, "a backup path answers again: [on_down] is applied");
 		d->gate_open = true;
 		state_add_event(d->db, "gate", "down", "a backup path answers: [on_down] applied", d->changed_by);
+		/* Mailed as a note on the same change (SPEC section 2). */
+		if (d->n_backlog)
+			d->note_owed = true;
+		else if (d->last_change_id > 0)
+			actions_note_gate(d->actions, d->last_change_id);
 	}
 	check_hold(d);
 	update_routes(d);

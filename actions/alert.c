@@ -379,8 +379,9 @@ static int compose_note(struct alerts *a, int64_t change_id, const char *applied
 	format_local(now_usec(a), now, sizeof now);
 	strbuf_printf(&b, "A backup path of %s answers: outbound mail is now rerouted by [on_down].\n\n",
 		      mail_hostname());
-	strbuf_printf(&b, "This is a note on the change of %s (%s): the internet connection went\n"
-		      "DOWN then, no backup path answered, and nothing was rewired.\n\n", when, at ? at : "");
+	/* A note on the change: its time identifies it, as in its alert. */
+	strbuf_printf(&b, "Change:      DOWN at %s (%s);\n"
+		      "             no backup path answered then, and nothing was rewired\n", when, at ? at : "");
 	strbuf_printf(&b, "Backup path: answers since %s\n[on_down]:   ", now);
 	list_line(&b, "enable", &a->cfg->on_down.enable);
 	list_line(&b, "disable", &a->cfg->on_down.disable);

@@ -909,6 +909,8 @@ int agent_main(const char *cfg_path, struct cfg *cfg, bool verbose, const char *
 		goto out;
 	}
 	log_what_is_off(cfg);
+	if (strcmp(changed_by, "rerouterd"))
+		log_info("running as %s: its writes say changed_by = %s", changed_by, changed_by);
 	check_connectors(cfg);
 	/* A hold set while we were stopped; then the routes the state wants
 	 * (compared at start), and whatever a crash left pending, exactly once. */

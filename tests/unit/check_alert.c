@@ -297,8 +297,8 @@ START_TEST(test_note_once)
 	snprintf(expect, sizeof expect, "[rerouter] %s: backup path answers, mail now rerouted", mail_hostname());
 	ck_assert_str_eq(s, expect);
 	ck_assert_ptr_nonnull(strstr(b, "outbound mail is now rerouted by [on_down]"));
-	ck_assert_ptr_nonnull(strstr(b, "note on the change of "));
-	ck_assert_ptr_nonnull(strstr(b, "(2026-11-19T12:00:00Z)"));
+	ck_assert_ptr_nonnull(strstr(b, "\nChange:      DOWN at "));
+	ck_assert_ptr_nonnull(strstr(b, " (2026-11-19T12:00:00Z);\n             no backup path answered then"));
 	ck_assert_ptr_nonnull(strstr(b, "[on_down]:   enable site-b; disable site-a\n"));
 	ck_assert_ptr_nonnull(strstr(b, "Connectors:  enabled site-b, disabled site-a\n"));
 	ck_assert_ptr_nonnull(strstr(b, "Routes now ("));

@@ -73,6 +73,8 @@ struct actions {
 	struct pending cur;
 	struct unmarked unmarked;
 	int64_t launched_hook;   /* the change whose hook this process started */
+	int64_t note_change;     /* its backup gate opened: the note is owed */
+	uint64_t note_at_usec;   /* CLOCK_REALTIME: when it opened */
 	uint64_t next_deadline;  /* CLOCK_REALTIME: the earliest max_wait a step waits for */
 	uint64_t started_usec;
 };
@@ -465,6 +467,41 @@ static void run_ops(struct actions *a, const struct step_ops *ops)
 	}
 }
 
+/* The gate's note: when the routes settled on [on_down], or at max_wait
+ * with what is still retried. Not persisted: a restart judges the gate again
+ * and the alert queue keeps one note per change. */
+static void run_note(struct actions *a)
+{
+	int64_t id = a->note_change;
+	const char *applied = id > 0 ? reconcile_settled_down(a->routes, id) : NULL;
+	uint64_t due = a->note_at_usec + a->cfg->mail.max_wait_usec;
+	char pend[700];
+
+	if (id <= 0)
+		return;
+	if (!a->alerts) {
+		a->note_change = 0;
+		return;
+	}
+	if (!applied && clock_usec(CLOCK_REALTIME) < due) {
+		if (due < a->next_deadline)
+			a->next_deadline = due;
+		return;
+	}
+	if (!applied) {
+		const char *p = reconcile_pending(a->routes);
+		snprintf(pend, sizeof pend, "not yet applied at max_wait: %s", p ? p : "in progress");
+		applied = pend;
+	}
+	int r = alerts_enqueue_note(a->alerts, id, applied);
+	if (r < 0) {
+		log_warn_errno(r, "actions: change %" PRId64 ": cannot queue the note; retrying", id);
+		arm_retry(a, RETRY_USEC);
+		return;
+	}
+	a->note_change = 0;
+}
+
 static int on_kick(sd_event_source *s, void *ud)
 {
 	struct actions *a = ud;
@@ -477,6 +514,7 @@ static int on_kick(sd_event_source *s, void *ud)
 	a->next_deadline = UINT64_MAX;
 	for (size_t i = 0; i < sizeof event_ops / sizeof event_ops[0]; i++)
 		run_ops(a, &event_ops[i]);
+	run_note(a);
 	if (a->next_deadline != UINT64_MAX)
 		arm_deadline(a, a->next_deadline);
 	else if (a->deadline_src)
@@ -498,7 +536,7 @@ static void on_routes_settled(int64_t change_id, void *ud)
 }
 
 int actions_new(sd_event *e, sqlite3 *state_db, const struct cfg *cfg, struct alerts *alerts,
-		struct actions **ret)
+		const char *changed_by, struct actions **ret)
 {
 	struct actions *a = calloc(1, sizeof *a);
 	int r;
@@ -511,7 +549,7 @@ int actions_new(sd_event *e, sqlite3 *state_db, const struct cfg *cfg, struct al
 	a->alerts = alerts;
 	if ((r = sd_event_add_defer(e, &a->kick_src, on_kick, a)) < 0 ||
 	    (r = sd_event_source_set_enabled(a->kick_src, SD_EVENT_OFF)) < 0 ||
-	    (r = reconcile_new(e, state_db, cfg, on_routes_settled, a, &a->routes)) < 0)
+	    (r = reconcile_new(e, state_db, cfg, changed_by, on_routes_settled, a, &a->routes)) < 0)
 		goto fail;
 	*ret = a;
 	return 0;
@@ -539,6 +577,13 @@ void actions_reconcile(struct actions *a)
 
 void actions_kick(struct actions *a)
 {
+	schedule(a);
+}
+
+void actions_note_gate(struct actions *a, int64_t change_id)
+{
+	a->note_change = change_id;
+	a->note_at_usec = clock_usec(CLOCK_REALTIME);
 	schedule(a);
 }
 

@@ -15,9 +15,10 @@ struct actions;
 struct alerts;
 
 /* state_db: the agent's open state database (single-threaded use on the loop).
- * alerts may be NULL (no [mail]). */
+ * alerts may be NULL (no [mail]). changed_by ("rerouterd@NAME" for an
+ * instance) stamps the connectors and events written; it must outlive a. */
 int actions_new(sd_event *e, sqlite3 *state_db, const struct cfg *cfg, struct alerts *alerts,
-		struct actions **ret);
+		const char *changed_by, struct actions **ret);
 /* A reload swapped the configuration: the old cfg may be freed after this
  * returns. The routes are compared again. */
 void actions_set_config(struct actions *a, const struct cfg *cfg);
@@ -28,6 +29,10 @@ void actions_set_target(struct actions *a, enum route_target t, int64_t change_i
 void actions_reconcile(struct actions *a);
 /* Carry out the pending hook and mail of every recorded change, oldest first. */
 void actions_kick(struct actions *a);
+/* The backup gate of change_id (a change to DOWN with no backup path)
+ * opened: its note is queued once the routes settle on [on_down], or at
+ * [mail] max_wait with what is still retried. 0: a new change, no note. */
+void actions_note_gate(struct actions *a, int64_t change_id);
 /* What routing step is being retried and why, or NULL. */
 const char *actions_pending(const struct actions *a);
 /* 1 while steps are running, owed or waiting for a retry. */

@@ -357,6 +357,98 @@ out:
 	return r;
 }
 
+/* --- the note on a change (SPEC section 2: the backup gate opened later) --- */
+
+static void list_line(struct strbuf *b, const char *verb, const struct cfg_list *l)
+{
+	if (l->n == 0)
+		return;
+	strbuf_printf(b, "%s%s", b->len && b->s[b->len - 1] != ' ' ? "; " : "", verb);
+	for (size_t i = 0; i < l->n; i++)
+		strbuf_printf(b, "%s%s", i ? ", " : " ", l->v[i]);
+}
+
+static int compose_note(struct alerts *a, int64_t change_id, const char *applied, char **ret_body)
+{
+	sqlite3_stmt *st = NULL;
+	struct strbuf b = { 0 };
+	char when[64], now[64];
+	int r;
+
+	if ((r = db_prepare(a->db, "SELECT at, at_usec FROM changes WHERE id = ?", &st)) < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, change_id);
+	if (sqlite3_step(st) != SQLITE_ROW) {
+		log_errx("alert: change %" PRId64 " is not in the state database", change_id);
+		sqlite3_finalize(st);
+		return -ENOENT;
+	}
+	const char *at = (const char *)sqlite3_column_text(st, 0);
+	format_local((uint64_t)sqlite3_column_int64(st, 1), when, sizeof when);
+	format_local(now_usec(a), now, sizeof now);
+	strbuf_printf(&b, "A backup path of %s answers: outbound mail is now rerouted by [on_down].\n\n",
+		      mail_hostname());
+	/* A note on the change: its time identifies it, as in its alert. */
+	strbuf_printf(&b, "Change:      DOWN at %s (%s);\n"
+		      "             no backup path answered then, and nothing was rewired\n", when, at ? at : "");
+	strbuf_printf(&b, "Backup path: answers since %s\n[on_down]:   ", now);
+	list_line(&b, "enable", &a->cfg->on_down.enable);
+	list_line(&b, "disable", &a->cfg->on_down.disable);
+	strbuf_printf(&b, "\nConnectors:  %s\n", applied && applied[0] ? applied : "(nothing recorded)");
+	sqlite3_finalize(st);
+	r = strbuf_take(&b, ret_body);
+	free(b.s);
+	return r;
+}
+
+int alerts_enqueue_note(struct alerts *a, int64_t change_id, const char *applied)
+{
+	sqlite3_stmt *st = NULL;
+	char *body = NULL, subject[512];
+	uint64_t now = now_usec(a);
+	int r;
+
+	if (!a->cfg || !a->cfg->mail.present)
+		return 0;
+	/* Once per change: a gate judged open again after a restart queues nothing. */
+	if ((r = db_prepare(a->db, "SELECT 1 FROM alerts WHERE change_id = ? AND kind = 'note'", &st)) < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, change_id);
+	r = sqlite3_step(st);
+	sqlite3_finalize(st);
+	st = NULL;
+	if (r == SQLITE_ROW)
+		return 0;
+	if ((r = compose_note(a, change_id, applied, &body)) < 0)
+		goto out;
+	append_now(a->cfg, &body);
+	snprintf(subject, sizeof subject, "[rerouter] %s: backup path answers, mail now rerouted", mail_hostname());
+	r = db_prepare(a->db,
+		       "INSERT OR IGNORE INTO alerts (change_id, kind, new_state, created_usec, "
+		       "next_attempt_usec, subject, body) VALUES (?, 'note', 'down', ?, ?, ?, ?)",
+		       &st);
+	if (r < 0)
+		goto out;
+	sqlite3_bind_int64(st, 1, change_id);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)now);
+	sqlite3_bind_int64(st, 3, (sqlite3_int64)now);
+	sqlite3_bind_text(st, 4, subject, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 5, body, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) != SQLITE_DONE) {
+		log_errx("alert: cannot queue the note on change %" PRId64 ": %s", change_id, sqlite3_errmsg(a->db));
+		r = -EIO;
+		goto out;
+	}
+	log_info("alert: note on change %" PRId64 " queued (a backup path answers)", change_id);
+	if (!a->xfer)
+		arm(a, 1);
+	r = 0;
+out:
+	sqlite3_finalize(st);
+	free(body);
+	return r;
+}
+
 int alerts_next_due(struct alerts *a, uint64_t *ret_usec)
 {
 	sqlite3_stmt *st = NULL;
@@ -404,14 +496,14 @@ int alerts_peek(struct alerts *a, char **ret_subject, char **ret_body, size_t *r
 	sqlite3_stmt *st = NULL;
 	struct strbuf states = { 0 }, parts = { 0 }, b = { 0 };
 	char *first_subject = NULL, last_state[16] = "";
-	size_t n = 0;
+	size_t n = 0, n_changes = 0;
 	int64_t upto = 0;
 	int r, rc;
 
 	*ret_n = 0;
 	r = db_prepare(a->db,
-		       "SELECT id, new_state, subject, body FROM alerts "
-		       "WHERE sent_usec IS NULL ORDER BY change_id",
+		       "SELECT id, new_state, subject, body, kind = 'note' FROM alerts "
+		       "WHERE sent_usec IS NULL ORDER BY change_id, kind",
 		       &st);
 	if (r < 0)
 		return r;
@@ -424,10 +516,15 @@ int alerts_peek(struct alerts *a, char **ret_subject, char **ret_body, size_t *r
 			r = -ENOMEM;
 			goto out;
 		}
-		strbuf_printf(&states, "%s%s", n ? ", " : "", state);
-		snprintf(last_state, sizeof last_state, "%s", state);
+		bool note = sqlite3_column_int(st, 4) != 0;
+		if (!note) {
+			strbuf_printf(&states, "%s%s", n_changes ? ", " : "", state);
+			snprintf(last_state, sizeof last_state, "%s", state);
+			n_changes++;
+		}
 		n++;
-		strbuf_printf(&parts, "\n==== Change %zu ====\n\n%s", n, (const char *)sqlite3_column_text(st, 3));
+		strbuf_printf(&parts, "\n==== %s %zu ====\n\n%s", note ? "Note" : "Change", n,
+			      (const char *)sqlite3_column_text(st, 3));
 	}
 	if (rc != SQLITE_DONE) {
 		r = -EIO;
@@ -435,13 +532,14 @@ int alerts_peek(struct alerts *a, char **ret_subject, char **ret_body, size_t *r
 	}
 	if (n == 0)
 		goto out;
-	if (n == 1) {
+	if (n == 1 || n_changes == 0) {
 		*ret_subject = first_subject;
 		first_subject = NULL;
 		/* The one body again, without the "Change 1" banner. */
 		sqlite3_finalize(st);
 		st = NULL;
-		r = db_prepare(a->db, "SELECT body FROM alerts WHERE id = ?", &st);
+		r = db_prepare(a->db, "SELECT group_concat(body, char(10)) FROM alerts WHERE sent_usec IS NULL "
+			       "AND id <= ?", &st);
 		if (r < 0)
 			goto out;
 		sqlite3_bind_int64(st, 1, upto);
@@ -453,16 +551,23 @@ int alerts_peek(struct alerts *a, char **ret_subject, char **ret_body, size_t *r
 	} else {
 		char subject[512], up[16];
 		subject_for(last_state, subject, sizeof subject);
-		strbuf_printf(&b, "%s (%zu changes: %s)", subject, n, states.s ? states.s : "");
+		if (n_changes > 1)
+			strbuf_printf(&b, "%s (%zu changes: %s)", subject, n_changes, states.s ? states.s : "");
+		else
+			strbuf_printf(&b, "%s (and %zu note%s)", subject, n - 1, n > 2 ? "s" : "");
 		if ((r = strbuf_take(&b, ret_subject)) < 0)
 			goto out;
 		b = (struct strbuf){ 0 };
 		state_upper(last_state, up, sizeof up);
-		strbuf_printf(&b,
+		if (n_changes == 1)
+			strbuf_printf(&b, "The internet connection of %s is %s. The alert and a note after it "
+				      "come in one mail.\n%s", mail_hostname(), up, parts.s ? parts.s : "");
+		else
+			strbuf_printf(&b,
 			"The internet connection of %s changed state %zu times since the last alert "
 			"(%s); it is now %s.\nThey come in one mail because they were closer "
 			"together than [mail] min_gap.\n%s",
-			mail_hostname(), n, states.s ? states.s : "", up, parts.s ? parts.s : "");
+			mail_hostname(), n_changes, states.s ? states.s : "", up, parts.s ? parts.s : "");
 	}
 	r = strbuf_take(&b, ret_body);
 	b.s = NULL;
@@ -582,7 +687,7 @@ static void note_in_steps(struct alerts *a, int64_t upto, bool accepted, const c
 		 when, reply);
 	if (sqlite3_prepare_v2(a->db,
 			       "UPDATE change_steps SET detail = ? WHERE step = 'mail' AND change_id IN "
-			       "(SELECT change_id FROM alerts WHERE id <= ? AND "
+			       "(SELECT change_id FROM alerts WHERE kind = 'change' AND id <= ? AND "
 			       "(sent_usec IS NULL OR sent_usec = ?))",
 			       -1, &st, NULL) != SQLITE_OK)
 		return; /* no change_steps table: nothing to note */

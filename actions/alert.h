@@ -18,6 +18,11 @@ void alerts_set_config(struct alerts *a, const struct cfg *cfg);
 /* Queue the alert for a recorded change (agent/change.h); idempotent per
  * change id, so a step repeated after a crash queues nothing twice. */
 int alerts_enqueue_change(struct alerts *a, int64_t change_id);
+/* Queue the note on a change of state to DOWN whose backup gate opened
+ * later: a backup path answers and [on_down] was applied (applied: what the
+ * connectors step did, or what it waits for). Sent as alerts are (min_gap,
+ * retries), once per change. */
+int alerts_enqueue_note(struct alerts *a, int64_t change_id, const char *applied);
 /* Try to send what is due now (also called by the retry timer). */
 void alerts_kick(struct alerts *a);
 struct alerts *alerts_free(struct alerts *a);

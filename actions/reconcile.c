@@ -56,6 +56,7 @@ struct reconciler {
 	sd_event *e;
 	sqlite3 *db;
 	const struct cfg *cfg;
+	const char *changed_by;
 	reconcile_settled_fn settled_cb;
 	void *ud;
 	sd_event_source *defer, *retry;
@@ -392,12 +393,13 @@ static void record_drift(struct reconciler *r, const char *what)
 	clock_format_utc(now, at, sizeof at);
 	if (sqlite3_prepare_v2(r->db,
 			       "INSERT INTO events (at, at_usec, kind, subject, detail, changed_by) "
-			       "VALUES (?1, ?2, 'drift', ?3, ?4, 'rerouterd')",
+			       "VALUES (?1, ?2, 'drift', ?3, ?4, ?5)",
 			       -1, &st, NULL) == SQLITE_OK) {
 		sqlite3_bind_text(st, 1, at, -1, SQLITE_STATIC);
 		sqlite3_bind_int64(st, 2, (int64_t)now);
 		sqlite3_bind_text(st, 3, r->target == ROUTE_UP ? "up" : "down", -1, SQLITE_STATIC);
 		sqlite3_bind_text(st, 4, what, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 5, r->changed_by, -1, SQLITE_STATIC);
 		if (sqlite3_step(st) != SQLITE_DONE)
 			log_debug("routing: cannot record the drift: %s", sqlite3_errmsg(r->db));
 	}
@@ -452,7 +454,7 @@ static int step_connectors(struct reconciler *r)
 	/* No write transaction when nothing differs: a writer's locks are what
 	 * Postfix's sqlite map reader (no busy timeout, fatal on SQLITE_BUSY)
 	 * can trip over. */
-	k = diff > 0 ? conn_apply(tdb, v, n, "rerouterd", 1, &rep) : 0;
+	k = diff > 0 ? conn_apply(tdb, v, n, r->changed_by, 1, &rep) : 0;
 	if (k < 0) {
 		fail(r, "connectors: %s: %s", r->cfg->transport.database,
 		     k == -EBUSY ? "held by another writer" : strerror(-k));
@@ -794,8 +796,8 @@ static void pass(struct reconciler *r)
 
 /* ---- the interface ---- */
 
-int reconcile_new(sd_event *e, sqlite3 *state_db, const struct cfg *cfg, reconcile_settled_fn cb,
-		  void *ud, struct reconciler **ret)
+int reconcile_new(sd_event *e, sqlite3 *state_db, const struct cfg *cfg, const char *changed_by,
+		  reconcile_settled_fn cb, void *ud, struct reconciler **ret)
 {
 	struct reconciler *r = calloc(1, sizeof *r);
 	int k;
@@ -805,6 +807,7 @@ int reconcile_new(sd_event *e, sqlite3 *state_db, const struct cfg *cfg, reconci
 	r->e = sd_event_ref(e);
 	r->db = state_db;
 	r->cfg = cfg;
+	r->changed_by = changed_by ? changed_by : "rerouterd";
 	r->settled_cb = cb;
 	r->ud = ud;
 	if ((k = sd_event_add_defer(e, &r->defer, on_defer, r)) < 0 ||
@@ -888,6 +891,13 @@ const char *reconcile_pending(const struct reconciler *r)
 	clock_format_local(r->pending_since, since, sizeof since);
 	snprintf(buf, sizeof buf, "%s (since %s, attempt %u)", r->pending, since, r->attempts);
 	return buf;
+}
+
+const char *reconcile_settled_down(const struct reconciler *r, int64_t change_id)
+{
+	if (!r->settled || r->settled_target != ROUTE_DOWN || r->settled_change != change_id)
+		return NULL;
+	return r->d_conn[0] ? r->d_conn : "already set";
 }
 
 struct reconciler *reconcile_free(struct reconciler *r)

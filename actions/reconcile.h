@@ -22,8 +22,10 @@ struct reconciler;
  * correction or a start-up check) and its routing steps are marked. */
 typedef void (*reconcile_settled_fn)(int64_t change_id, void *ud);
 
-int reconcile_new(sd_event *e, sqlite3 *state_db, const struct cfg *cfg, reconcile_settled_fn cb,
-		  void *ud, struct reconciler **ret);
+/* changed_by stamps the connectors it sets and the drift it records; it
+ * must outlive the reconciler. */
+int reconcile_new(sd_event *e, sqlite3 *state_db, const struct cfg *cfg, const char *changed_by,
+		  reconcile_settled_fn cb, void *ud, struct reconciler **ret);
 void reconcile_set_config(struct reconciler *r, const struct cfg *cfg);
 /* change_id: the newest recorded change, whose routing steps are marked once
  * the routes match (0: none recorded; RECONCILE_UNRECORDED: a change decided
@@ -38,6 +40,9 @@ bool reconcile_busy(const struct reconciler *r);
 /* "transport: restart postfix.service: bus: Connection refused (since
  * 12:00:01, attempt 4)" while something is retried; NULL when nothing is. */
 const char *reconcile_pending(const struct reconciler *r);
+/* Once the routes settled on [on_down] for change_id: what the connectors
+ * step did ("enabled site-b, disabled site-a", "already set"); else NULL. */
+const char *reconcile_settled_down(const struct reconciler *r, int64_t change_id);
 struct reconciler *reconcile_free(struct reconciler *r);
 
 /* Pure parts, for the unit tests. */

@@ -7,8 +7,10 @@
 #include "config/config.h"
 
 /* Run the daemon until SIGTERM/SIGINT. Takes ownership of cfg (a reload
- * replaces it). Returns the process exit code. */
-int agent_main(const char *cfg_path, struct cfg *cfg, bool verbose);
+ * replaces it). changed_by ("rerouterd" or "rerouterd@NAME", see
+ * config/instance.h) stamps every write; it must outlive the call. Returns
+ * the process exit code. */
+int agent_main(const char *cfg_path, struct cfg *cfg, bool verbose, const char *changed_by);
 
 /* rerouterctl status | history: exit codes. */
 int agent_ctl_status(const struct cfg *cfg);

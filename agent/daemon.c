@@ -54,6 +54,7 @@ struct daemon {
 	struct cfg *cfg;          /* the configuration in force */
 	struct cfg *retired;      /* an old one, alive while the run started with it runs */
 	bool verbose;
+	const char *changed_by;   /* rerouterd or rerouterd@NAME: on every write */
 	sqlite3 *db;
 	struct actions *actions;
 	struct alerts *alerts;
@@ -82,6 +83,7 @@ struct daemon {
 
 	int64_t last_change_id;   /* the newest recorded change */
 	bool gate_open;           /* DOWN: a backup path answered (or none is configured) */
+	bool note_owed;           /* it opened while the change was not recorded yet */
 	enum link_state hold;     /* the pinned state, LINK_UNKNOWN: no hold */
 	uint64_t hold_until_usec; /* CLOCK_REALTIME; 0: until release */
 
@@ -309,6 +311,11 @@ static bool backlog_flush(struct daemon *d)
 		d->n_backlog--;
 		actions_kick(d->actions);
 	}
+	/* The note names its change: only now is there an id. */
+	if (d->note_owed) {
+		d->note_owed = false;
+		actions_note_gate(d->actions, d->last_change_id);
+	}
 	return true;
 }
 
@@ -360,6 +367,8 @@ static void hold_change(struct daemon *d, enum link_state h)
 	forget_run_texts(d);
 	d->since_usec = ch.at_usec;
 	d->gate_open = true;
+	d->note_owed = false;
+	actions_note_gate(d->actions, 0);
 }
 
 /* Reads the hold again (at start, on SIGUSR1, after every run) and acts on a
@@ -377,7 +386,7 @@ static void check_hold(struct daemon *d)
 	if (h != LINK_UNKNOWN && until && now >= until) {
 		log_notice("the hold %s has expired", link_state_str(h));
 		if (state_set_hold(d->db, LINK_UNKNOWN, 0, NULL) == 0)
-			state_add_event(d->db, "release", link_state_str(h), "hold expired", "rerouterd");
+			state_add_event(d->db, "release", link_state_str(h), "hold expired", d->changed_by);
 		h = LINK_UNKNOWN;
 	}
 	d->hold_until_usec = until;
@@ -472,13 +481,21 @@ static void on_run_done(struct probe_run *run, const struct probe_result *res, s
 		forget_run_texts(d);
 		d->since_usec = ch.at_usec;
 		d->gate_open = !ch.no_backup;
+		/* A new change: its own alert says it all; an owed note is moot. */
+		d->note_owed = false;
+		actions_note_gate(d->actions, 0);
 		actions_kick(d->actions);
 	} else if (d->vote.state == LINK_DOWN && !d->gate_open && !vote_no_backup(res, n)) {
 		/* The backup gate is judged at every run while DOWN. */
 		struct log_field f[] = { { "REROUTER_STATE", "down" } };
 		log_fields(LOG_NOTICE, f, "a backup path answers again: [on_down] is applied");
 		d->gate_open = true;
-		state_add_event(d->db, "gate", "down", "a backup path answers: [on_down] applied", "rerouterd");
+		state_add_event(d->db, "gate", "down", "a backup path answers: [on_down] applied", d->changed_by);
+		/* Mailed as a note on the same change (SPEC section 2). */
+		if (d->n_backlog)
+			d->note_owed = true;
+		else if (d->last_change_id > 0)
+			actions_note_gate(d->actions, d->last_change_id);
 	}
 	check_hold(d);
 	update_routes(d);
@@ -851,9 +868,10 @@ out:
 	return r;
 }
 
-int agent_main(const char *cfg_path, struct cfg *cfg, bool verbose)
+int agent_main(const char *cfg_path, struct cfg *cfg, bool verbose, const char *changed_by)
 {
-	struct daemon d = { .cfg_path = cfg_path, .cfg = cfg, .verbose = verbose, .hold = LINK_UNKNOWN };
+	struct daemon d = { .cfg_path = cfg_path, .cfg = cfg, .verbose = verbose, .changed_by = changed_by,
+			    .hold = LINK_UNKNOWN };
 	sigset_t ss;
 	int r, ret = 1;
 
@@ -886,11 +904,13 @@ int agent_main(const char *cfg_path, struct cfg *cfg, bool verbose)
 		log_err_errno(r, "cannot set up alert mail");
 		goto out;
 	}
-	if ((r = actions_new(d.e, d.db, cfg, d.alerts, &d.actions)) < 0) {
+	if ((r = actions_new(d.e, d.db, cfg, d.alerts, changed_by, &d.actions)) < 0) {
 		log_err_errno(r, "cannot set up the actions");
 		goto out;
 	}
 	log_what_is_off(cfg);
+	if (strcmp(changed_by, "rerouterd"))
+		log_info("running as %s: its writes say changed_by = %s", changed_by, changed_by);
 	check_connectors(cfg);
 	/* A hold set while we were stopped; then the routes the state wants
 	 * (compared at start), and whatever a crash left pending, exactly once. */

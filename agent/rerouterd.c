@@ -13,15 +13,17 @@
 #include "agent/agent.h"
 #include "agent/log.h"
 #include "config/config.h"
+#include "config/instance.h"
 #include "probes/probe.h"
 
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"Usage: rerouterd [-c FILE] [-v] [--check-config | --once | --test-mail]\n"
+		"Usage: rerouterd [-c FILE] [-v] [--instance NAME] [--check-config | --once | --test-mail]\n"
 		"Watch the internet link and reroute outbound mail when it fails.\n\n"
 		"  -c, --config FILE  configuration file (default %s)\n"
 		"  -v, --verbose      log to stderr too, with debug messages\n"
+		"      --instance NAME  this is rerouterd@NAME: its writes say changed_by rerouterd@NAME\n"
 		"      --check-config validate the configuration and exit (0 OK, 2 errors)\n"
 		"      --once         one run of the checks now; exit 0 passed, 1 failed\n"
 		"      --test-mail    send a test alert; exit 0 when the server accepted it\n"
@@ -51,9 +53,28 @@ static void report_missing(const char *name, void *ud)
 		t->line, t == &c->on_down ? "on_down" : "on_up", name, c->transport.database);
 }
 
+/* --check-config: a connector that another instance's file names too is an
+ * error; another file that does not load is only a warning. */
+static int check_overlap(const struct cfg *cfg)
+{
+	struct cfg_errors errs = { 0 }, warns = { 0 };
+	int n = cfg_instance_overlap(cfg, &errs, &warns);
+
+	for (size_t i = 0; i < warns.n; i++)
+		fprintf(stderr, "%s\n", warns.v[i]);
+	for (size_t i = 0; i < errs.n; i++)
+		fprintf(stderr, "%s\n", errs.v[i]);
+	if (n < 0)
+		fprintf(stderr, "%s: note: the other instances' files were not compared: %s\n", cfg->path,
+			strerror(-n));
+	cfg_errors_clear(&errs);
+	cfg_errors_clear(&warns);
+	return n > 0 ? n : 0;
+}
+
 int main(int argc, char **argv)
 {
-	enum { OPT_CHECK = 256, OPT_ONCE, OPT_TEST_MAIL, OPT_ALLOW_ROOT };
+	enum { OPT_CHECK = 256, OPT_ONCE, OPT_TEST_MAIL, OPT_ALLOW_ROOT, OPT_INSTANCE };
 	static const struct option opts[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "verbose", no_argument, NULL, 'v' },
@@ -61,11 +82,13 @@ int main(int argc, char **argv)
 		{ "once", no_argument, NULL, OPT_ONCE },
 		{ "test-mail", no_argument, NULL, OPT_TEST_MAIL },
 		{ "allow-root", no_argument, NULL, OPT_ALLOW_ROOT },
+		{ "instance", required_argument, NULL, OPT_INSTANCE },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ 0 },
 	};
-	const char *path = CFG_DEFAULT_PATH;
+	const char *path = CFG_DEFAULT_PATH, *instance = NULL;
+	char changed_by[CFG_INSTANCE_NAME_MAX + 128];
 	bool verbose = false, allow_root = false;
 	int mode = 0, c;
 
@@ -74,6 +97,7 @@ int main(int argc, char **argv)
 		case 'c': path = optarg; break;
 		case 'v': verbose = true; break;
 		case OPT_ALLOW_ROOT: allow_root = true; break;
+		case OPT_INSTANCE: instance = optarg; break;
 		case OPT_CHECK: case OPT_ONCE: case OPT_TEST_MAIL:
 			if (mode && mode != c) {
 				fprintf(stderr, "rerouterd: --check-config, --once and --test-mail exclude each other\n");
@@ -89,6 +113,11 @@ int main(int argc, char **argv)
 	if (optind < argc) {
 		fprintf(stderr, "rerouterd: unexpected argument '%s'\n", argv[optind]);
 		usage(stderr);
+		return 2;
+	}
+	/* The one place that names this process's writes (changed_by). */
+	if (cfg_instance_changed_by(instance, changed_by, sizeof changed_by) < 0) {
+		fprintf(stderr, "rerouterd: --instance: %s\n", changed_by);
 		return 2;
 	}
 
@@ -115,7 +144,8 @@ int main(int argc, char **argv)
 		if (missing < 0 && missing != -ENOENT)
 			fprintf(stderr, "%s: note: transport database %s not checked: %s\n", path,
 				cfg->transport.database, strerror(-missing));
-		r = missing > 0 ? 2 : 0;
+		int shared = check_overlap(cfg);
+		r = missing > 0 || shared > 0 ? 2 : 0;
 		if (r == 0)
 			printf("configuration OK\n");
 		cfg_free(cfg);
@@ -130,6 +160,6 @@ int main(int argc, char **argv)
 		cfg_free(cfg);
 		return r;
 	default:
-		return agent_main(path, cfg, verbose);
+		return agent_main(path, cfg, verbose, changed_by);
 	}
 }

@@ -109,6 +109,36 @@
 	");\n"                                                                         \
 	"INSERT OR IGNORE INTO routing (id) VALUES (1);\n"
 
+/* Version 1's alerts: a change may have a note besides its alert (the
+ * backup gate opening later, SPEC section 2), so change_id alone is no
+ * longer unique. SQLite cannot drop a UNIQUE constraint in place: the table
+ * is rebuilt (new table, copy, drop, rename), inside the migration's
+ * transaction; nothing else refers to it. A new file goes the same way, so
+ * both end up with the same table. */
+#define SCHEMA_V1_ALERTS_SQL                                                           \
+	"CREATE TABLE alerts_v1 (\n"                                                  \
+	"  id          INTEGER PRIMARY KEY,\n"                                         \
+	"  change_id   INTEGER NOT NULL,            -- changes(id)\n"                  \
+	"  kind        TEXT NOT NULL DEFAULT 'change', -- change | note (gate opened later)\n" \
+	"  new_state   TEXT NOT NULL,\n"                                               \
+	"  created_usec INTEGER NOT NULL,           -- CLOCK_REALTIME, queued at\n"    \
+	"  next_attempt_usec INTEGER NOT NULL,\n"                                      \
+	"  attempts    INTEGER NOT NULL DEFAULT 0,\n"                                  \
+	"  last_error  TEXT,\n"                                                        \
+	"  expired     INTEGER NOT NULL DEFAULT 0,  -- past the deadline, logged\n"     \
+	"  sent_usec   INTEGER,                     -- NULL until accepted\n"          \
+	"  reply       TEXT,                        -- the server's acceptance\n"      \
+	"  subject     TEXT NOT NULL,               -- of a mail for this row alone\n" \
+	"  body        TEXT NOT NULL,               -- this row's part of the mail\n"  \
+	"  UNIQUE (change_id, kind)                 -- one of each per change\n"       \
+	");\n"                                                                         \
+	"INSERT INTO alerts_v1 (id, change_id, new_state, created_usec, next_attempt_usec, attempts,\n" \
+	"  last_error, expired, sent_usec, reply, subject, body)\n"                   \
+	"  SELECT id, change_id, new_state, created_usec, next_attempt_usec, attempts,\n" \
+	"  last_error, expired, sent_usec, reply, subject, body FROM alerts;\n"       \
+	"DROP TABLE alerts;\n"                                                         \
+	"ALTER TABLE alerts_v1 RENAME TO alerts;\n"
+
 /* Version 0 stored DOWN at the first start without any change: that state
  * was an assumption, not a decision. */
 #define SCHEMA_V1_MIGRATE_SQL                                                          \
@@ -158,7 +188,7 @@ int schema_state_prepare(sqlite3 *db, const char *path)
 	if ((r = db_exec(db, path, "BEGIN IMMEDIATE;")) < 0)
 		return r;
 	if ((r = db_exec(db, path, SCHEMA_V0_SQL)) < 0 || (r = db_exec(db, path, SCHEMA_V1_ALTER_SQL)) < 0 ||
-	    (r = db_exec(db, path, SCHEMA_V1_NEW_SQL)) < 0 ||
+	    (r = db_exec(db, path, SCHEMA_V1_NEW_SQL)) < 0 || (r = db_exec(db, path, SCHEMA_V1_ALERTS_SQL)) < 0 ||
 	    (old && (r = db_exec(db, path, SCHEMA_V1_MIGRATE_SQL)) < 0) ||
 	    (r = db_exec(db, path, "PRAGMA user_version = 1;")) < 0 ||
 	    (r = db_exec(db, path, "COMMIT;")) < 0) {

@@ -2,6 +2,8 @@
 librerouter_la_SOURCES += \
 	config/config.c \
 	config/config.h \
+	config/instance.c \
+	config/instance.h \
 	config/internal.h \
 	config/parse.c \
 	config/validate.c \

@@ -210,7 +210,7 @@ int main(int argc, char **argv)
 	sigemptyset(&ss);
 	sigaddset(&ss, SIGCHLD);
 	sigprocmask(SIG_BLOCK, &ss, NULL);
-	if (sd_event_default(&e) < 0 || actions_new(e, db, &c, NULL, &a) < 0) {
+	if (sd_event_default(&e) < 0 || actions_new(e, db, &c, NULL, "rerouterd", &a) < 0) {
 		fprintf(stderr, "driver: cannot set up the loop\n");
 		goto out;
 	}

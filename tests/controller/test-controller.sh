@@ -12,6 +12,10 @@
 #   D. the transport database moved away across a change, then back
 #   E. hold up across a cut and a restart of the daemon, release; hold down
 #   F. the filesystem of both databases full before a cut: the route switches
+#   G. as instance rerouterd@ctl-g: a cut while the backup relay is down too
+#      (nothing rewired), then the relay comes back while DOWN: [on_down]
+#      applied, mailed once as a note on the change; every write says
+#      changed_by = rerouterd@ctl-g
 # Short intervals (300 ms); RR_CTL_LOCK_SECS sets the lock (tests/run --long: 180).
 set -u
 . "$RR_SRCDIR/tests/lib/common.sh"
@@ -52,6 +56,7 @@ s.bind((sys.argv[1], 20025)); s.listen(64)
 while True:
     c, _ = s.accept(); c.close()
 ' "$BACKUP"
+	BACKUP_PID=$RR_PID
 	wait_for 5 rr_tcp_open "$BACKUP" 20025
 }
 backup_start || rr_die "no backup relay"
@@ -292,6 +297,54 @@ rr_check "the UP alert of the way back arrived" wait_for 20 has_alerts 'Subject:
 rr_expect_eq "no alert sent twice across the full disk" $((ups_full + 1)) "$(alerts_with 'Subject: \[rerouter\] .*UP')"
 rr_check "integrity of the state database" \
 	eval '[ "$(sqlite3 "$FULL/state.db" "PRAGMA integrity_check")" = ok ]'
+daemon_stop
+
+# ---------------------------------------------------------------------------
+rr_step "G. instance ctl-g: the backup relay comes back while DOWN: [on_down] applied, a note mailed once"
+INST=rerouterd@ctl-g
+LOGG=$T/rerouterd-g.log
+"$RERD" -v --allow-root --instance ctl-g -c "$CONF" </dev/null >>"$LOGG" 2>&1 &
+DPID=$!
+rr_on_cleanup "rr_kill_pid $DPID"
+rr_check "UP as instance ctl-g" wait_for 15 eval '[ "$(sqlite3 "$SDB" "SELECT state FROM agent_state")" = up ] && route_is "$ROUTE_A"'
+rr_kill_pid "$BACKUP_PID"
+rr_check "the backup relay is down" wait_for 5 rr__not rr_tcp_open "$BACKUP" 20025
+downs=$(changes_to down)
+no_backup_alerts=$(alerts_with 'No backup path answered')
+notes() { alerts_with 'Subject: \[rerouter\] .*backup path answers, mail now rerouted'; }
+rr_expect_eq "no note before" 0 "$(notes)"
+rr_wan_cut "$NS"
+rr_check "DOWN with no backup path" wait_for 15 eval \
+	'[ "$(sqlite3 "$SDB" "SELECT COUNT(*) FROM changes WHERE new_state = '"'down'"' AND no_backup = 1")" -ge 1 ]'
+rr_check "its alert says no backup path answered" wait_for 15 has_alerts 'No backup path answered' $((no_backup_alerts + 1))
+n0=$(grep -c 'run FAILED' "$LOGG")
+rr_check "runs go on failing" wait_for 10 eval '[ "$(grep -c "run FAILED" "$LOGG")" -ge $((n0 + 3)) ]'
+rr_expect_eq "nothing rewired without a backup path" "$ROUTE_A" "$(route)"
+rr_expect_eq "no note while the gate is closed" 0 "$(notes)"
+backup_start || rr_die "the backup relay did not restart"
+rr_check "rewired to relay B once the backup relay answers" wait_for 15 route_is "$ROUTE_B"
+rr_check "the note arrived" wait_for 15 eval '[ "$(notes)" -ge 1 ]'
+note=$(grep -l 'backup path answers, mail now rerouted' "$T"/mail/* | head -1)
+rr_check "the note says which [on_down] connectors were applied" \
+	grep -q '^Connectors:  enabled site-b, disabled site-a' "$note"
+rr_check "the note gives the routes now" eval 'grep -E "^  \* +" "$note" | grep -qF "$ROUTE_B"'
+down_at=$(sqlite3 "$SDB" "SELECT at FROM changes WHERE new_state = 'down' ORDER BY id DESC LIMIT 1")
+rr_check "the note names the change's time ($down_at)" grep -q "^Change: *DOWN at .*($down_at);" "$note"
+# Exactly once: runs go on while DOWN, and none of them mails again.
+n0=$(grep -c 'run FAILED' "$LOGG")
+rr_check "more runs while DOWN" wait_for 10 eval '[ "$(grep -c "run FAILED" "$LOGG")" -ge $((n0 + 4)) ]'
+rr_check "the note's row is sent" wait_for 10 eval \
+	'[ "$(sqlite3 "$SDB" "SELECT COUNT(*) FROM alerts WHERE kind = '"'note'"' AND sent_usec IS NOT NULL")" = 1 ]'
+rr_expect_eq "one note, once" 1 "$(notes)"
+rr_expect_eq "one note row" 1 "$(sqlite3 "$SDB" "SELECT COUNT(*) FROM alerts WHERE kind = 'note'")"
+rr_expect_eq "no change of state for the gate" $((downs + 1)) "$(changes_to down)"
+rr_expect_eq "the connectors say changed_by $INST" "site-a|0|$INST site-b|1|$INST" \
+	"$(sqlite3 "$TDB" "SELECT name || '|' || enabled || '|' || changed_by FROM send_connectors ORDER BY name" | tr '\n' ' ' | sed 's/ $//')"
+rr_expect_eq "the gate's event says changed_by $INST" "$INST" \
+	"$(sqlite3 "$SDB" "SELECT changed_by FROM events WHERE kind = 'gate' ORDER BY id DESC LIMIT 1")"
+rr_wan_restore "$NS"
+rr_check "UP again: relay A" wait_for 15 route_is "$ROUTE_A"
+rr_expect_eq "still one note" 1 "$(notes)"
 daemon_stop
 
 if [ "$RR_FAILURES" -gt 0 ]; then

@@ -252,9 +252,12 @@ EOF
 	fi
 	# The alerts are the last link: --test-mail against a port where nothing
 	# listens fails fast when implemented, and says so when still a stub.
+	# (A directory of its own: a sibling *.conf naming the same connectors
+	# would be another instance to --check-config.)
+	mkdir -p "$LAB_DIR/probe"
 	sed -e "s|^server = .*|server = smtp://${LAB_ALERTS%:*}:20027|" -e 's|^timeout = 5s|timeout = 1s|' \
-		"$LAB_CONF" >"$LAB_DIR/probe-mail.conf"
-	timeout 10 "$LAB_RERD" --test-mail -c "$LAB_DIR/probe-mail.conf" >"$LAB_DIR/test-mail.out" 2>&1
+		"$LAB_CONF" >"$LAB_DIR/probe/mail.conf"
+	timeout 10 "$LAB_RERD" --test-mail -c "$LAB_DIR/probe/mail.conf" >"$LAB_DIR/test-mail.out" 2>&1
 	if lab_not_implemented "$LAB_DIR/test-mail.out"; then
 		rr_info "rerouterd --test-mail: $(head -3 "$LAB_DIR/test-mail.out")"
 		return 77

@@ -170,6 +170,8 @@ rr_check "rewired to relay B once a backup path answers" \
 rr_check "Postfix restarted once for it" wait_for 15 starts_are $((starts_before + 1))
 rr_check "the journal says the backup path answers" \
 	wait_for 5 eval 'rr_journal_text SYSLOG_IDENTIFIER=rerouterd | grep -q "a backup path answers again"'
+lab_notes() { rr_sink_count_grep "$LAB_ALERT_DIR" '^Subject: \[rerouter\] .*: backup path answers, mail now rerouted'; }
+rr_check "mailed as a note on the same change" wait_for 15 eval '[ "$(lab_notes)" -ge 1 ]'
 rr_wan_restore "$LAB_NS"
 rr_check "state UP again in the journal" lab_wait_changes up down 2 15
 rr_check "second UP alert arrived" lab_wait_alerts UP 2 20
@@ -195,9 +197,10 @@ rr_expect_eq "changes of state in the journal (new previous priority)" \
 	"down up 4 up down 5 down up 4 up down 5" "$(lab_changes | tr '\n' ' ' | sed 's/ $//')"
 rr_check "the journal logged connector actions (REROUTER_CONNECTOR)" \
 	eval '[ "$(rr_journal_count SYSLOG_IDENTIFIER=rerouterd REROUTER_CONNECTOR=site-a)" -ge 2 ]'
-rr_expect_eq "alerts in all (DOWN, UP, DOWN, UP)" 4 "$(rr_sink_count "$LAB_ALERT_DIR")"
+rr_expect_eq "one note, once" 1 "$(lab_notes)"
+rr_expect_eq "alerts in all (DOWN, UP, DOWN, note, UP)" 5 "$(rr_sink_count "$LAB_ALERT_DIR")"
 rr_check "every alert has Date and Message-ID" \
-	eval '[ "$(grep -l "^Date: " "$LAB_ALERT_DIR"/* | xargs grep -l "^Message-ID: " | wc -l)" = 4 ]'
+	eval '[ "$(grep -l "^Date: " "$LAB_ALERT_DIR"/* | xargs grep -l "^Message-ID: " | wc -l)" = 5 ]'
 rr_info "transport unit: NRestarts=$(rr_unit_prop "$LAB_UNIT" NRestarts) (counts automatic restarts only), starts=$(rr_postfix_starts)"
 rr_check "the daemon is still running" lab_daemon_alive
 t_stop=$(rr_now_ms)

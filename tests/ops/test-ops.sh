@@ -267,18 +267,21 @@ rr_check "stopped: CRITICAL (2)" wait_for 10 check_is 2 "no sign of life from re
 
 rr_step "A. check: WARNING through a maintenance window, heartbeats go on"
 h=$(date +%-H)
-write_conf "$T/mw.conf" "[maintenance \"ops-test\"]
+# Its own directory: beside rerouter.conf, naming the same connectors, it
+# would be another instance to --check-config.
+mkdir -p "$T/mw"
+write_conf "$T/mw/mw.conf" "[maintenance \"ops-test\"]
 days = mon-sun
 start = $(printf '%02d:00' $(( (h + 23) % 24 )))
 end = $(printf '%02d:00' $(( (h + 2) % 24 )))"
-"$RERD" --check-config -c "$T/mw.conf" >/dev/null || rr_die "window config rejected: $("$RERD" --check-config -c "$T/mw.conf")"
-daemon_start "$T/mw.conf"
-rr_check "in a window: WARNING (1)" wait_for 10 check_is 1 "maintenance window ops-test" "$T/mw.conf"
+"$RERD" --check-config -c "$T/mw/mw.conf" >/dev/null || rr_die "window config rejected: $("$RERD" --check-config -c "$T/mw/mw.conf")"
+daemon_start "$T/mw/mw.conf"
+rr_check "in a window: WARNING (1)" wait_for 10 check_is 1 "maintenance window ops-test" "$T/mw/mw.conf"
 hb0=$(sqlite3 "$SDB" "SELECT heartbeat_usec FROM agent_state")
 runs0=$(sqlite3 "$SDB" "SELECT MAX(id) FROM runs")
 beyond() { [ "$(sqlite3 "$SDB" "SELECT heartbeat_usec FROM agent_state")" -gt $(( hb0 + 4 * 300000 )) ]; }
 rr_check "the heartbeat moves on past 3 intervals inside the window" wait_for 10 beyond
-rr_check "still WARNING, not CRITICAL, in the window" check_is 1 "maintenance window" "$T/mw.conf"
+rr_check "still WARNING, not CRITICAL, in the window" check_is 1 "maintenance window" "$T/mw/mw.conf"
 rr_check "no sign-of-life complaint in the window" eval '! out_has "no sign of life"'
 rr_check "no run in the window" eval '[ "$(sqlite3 "$SDB" "SELECT MAX(id) FROM runs")" = "$runs0" ]'
 daemon_stop

@@ -269,6 +269,68 @@ START_TEST(test_enqueue_idempotent_after_send)
 }
 END_TEST
 
+/* SPEC section 2: the backup gate opening later is mailed as a note on the
+ * same change, through the same queue (min_gap, records), exactly once. */
+START_TEST(test_note_once)
+{
+	static char *en[] = { "site-b", NULL }, *dis[] = { "site-a", NULL };
+	char *s = NULL, *b = NULL, expect[300];
+	size_t n;
+	int64_t upto;
+	uint64_t due;
+
+	cfg.on_down = (struct cfg_toggle){ .present = true, .enable = { en, 1 }, .disable = { dis, 1 } };
+	int64_t id = add_change("down", "up", true);
+	ck_assert_int_eq(alerts_enqueue_change(al, id), 0);
+	ck_assert_int_eq(alerts_peek(al, &s, &b, &n, &upto), 0);
+	free(s), free(b);
+	ck_assert_int_eq(alerts_record_attempt(al, upto, true, "250 the change"), 0);
+
+	fake_now = T0 + 60 * SEC;
+	ck_assert_int_eq(alerts_enqueue_note(al, id, "enabled site-b, disabled site-a"), 0);
+	ck_assert_int_eq(alerts_count_pending(db), 1);
+	/* min_gap after the change's mail, as for any alert. */
+	ck_assert_int_eq(alerts_next_due(al, &due), 0);
+	ck_assert_uint_eq(due, T0 + 300 * SEC);
+	ck_assert_int_eq(alerts_peek(al, &s, &b, &n, &upto), 0);
+	ck_assert_int_eq(n, 1);
+	snprintf(expect, sizeof expect, "[rerouter] %s: backup path answers, mail now rerouted", mail_hostname());
+	ck_assert_str_eq(s, expect);
+	ck_assert_ptr_nonnull(strstr(b, "outbound mail is now rerouted by [on_down]"));
+	ck_assert_ptr_nonnull(strstr(b, "\nChange:      DOWN at "));
+	ck_assert_ptr_nonnull(strstr(b, " (2026-11-19T12:00:00Z);\n             no backup path answered then"));
+	ck_assert_ptr_nonnull(strstr(b, "[on_down]:   enable site-b; disable site-a\n"));
+	ck_assert_ptr_nonnull(strstr(b, "Connectors:  enabled site-b, disabled site-a\n"));
+	ck_assert_ptr_nonnull(strstr(b, "Routes now ("));
+	ck_assert_ptr_null(strstr(b, "==== "));
+	free(s), free(b);
+	ck_assert_int_eq(alerts_record_attempt(al, upto, true, "250 the note"), 0);
+	/* Judged open again (a restart): nothing new. */
+	ck_assert_int_eq(alerts_enqueue_note(al, id, "already set"), 0);
+	ck_assert_int_eq(alerts_count_pending(db), 0);
+	ck_assert_int_eq(rows("SELECT COUNT(*) FROM alerts WHERE kind = 'note'"), 1);
+	/* The change's mail step keeps what became of the change's own mail. */
+	ck_assert_int_eq(rows("SELECT COUNT(*) FROM change_steps WHERE step = 'mail' AND detail LIKE "
+			      "'sent %: 250 the change'"), 1);
+
+	/* A change and its note both pending: one mail, the change first. */
+	fake_now = T0 + 400 * SEC;
+	int64_t id2 = add_change("down", "up", true);
+	ck_assert_int_eq(alerts_enqueue_note(al, id2, "already set"), 0);
+	ck_assert_int_eq(alerts_enqueue_change(al, id2), 0);
+	ck_assert_int_eq(alerts_peek(al, &s, &b, &n, &upto), 0);
+	ck_assert_int_eq(n, 2);
+	snprintf(expect, sizeof expect, "[rerouter] %s: internet connection DOWN (and 1 note)", mail_hostname());
+	ck_assert_str_eq(s, expect);
+	char *c1 = strstr(b, "==== Change 1 ====\n\nThe internet connection of");
+	char *n2 = strstr(b, "==== Note 2 ====\n\nA backup path of");
+	ck_assert_ptr_nonnull(c1);
+	ck_assert_ptr_nonnull(n2);
+	ck_assert(c1 < n2);
+	free(s), free(b);
+}
+END_TEST
+
 START_TEST(test_merge_min_gap)
 {
 	char *s = NULL, *b = NULL, expect[300];
@@ -709,6 +771,7 @@ int main(void)
 	tcase_add_test(tc, test_enqueue_idempotent);
 	tcase_add_test(tc, test_enqueue_idempotent_after_send);
 	tcase_add_test(tc, test_merge_min_gap);
+	tcase_add_test(tc, test_note_once);
 	tcase_add_test(tc, test_first_state_starts_no_gap);
 	tcase_add_test(tc, test_backoff_schedule);
 	tcase_add_test(tc, test_clock_step_back);

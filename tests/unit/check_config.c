@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "config/config.h"
+#include "config/instance.h"
 #include "config/values.h"
 
 /* Two link checks, so that the default failed_checks = 2 holds. Error cases
@@ -1038,6 +1039,35 @@ START_TEST(test_tls_options)
 }
 END_TEST
 
+/* --instance NAME: what the daemon's writes carry, and the names refused. */
+START_TEST(test_instance_name)
+{
+	char buf[160], long_name[CFG_INSTANCE_NAME_MAX + 2];
+
+	ck_assert_int_eq(cfg_instance_changed_by(NULL, buf, sizeof buf), 0);
+	ck_assert_str_eq(buf, "rerouterd");
+	ck_assert_int_eq(cfg_instance_changed_by("site2", buf, sizeof buf), 0);
+	ck_assert_str_eq(buf, "rerouterd@site2");
+	ck_assert_int_eq(cfg_instance_changed_by("a-b_c.D9", buf, sizeof buf), 0);
+	ck_assert_str_eq(buf, "rerouterd@a-b_c.D9");
+	memset(long_name, 'x', CFG_INSTANCE_NAME_MAX);
+	long_name[CFG_INSTANCE_NAME_MAX] = '\0';
+	ck_assert_int_eq(cfg_instance_changed_by(long_name, buf, sizeof buf), 0);
+	long_name[CFG_INSTANCE_NAME_MAX] = 'x';
+	long_name[CFG_INSTANCE_NAME_MAX + 1] = '\0';
+	ck_assert_int_eq(cfg_instance_changed_by(long_name, buf, sizeof buf), -EINVAL);
+	ck_assert_str_eq(buf, "instance name must have 1 to 64 characters, got 65");
+	ck_assert_int_eq(cfg_instance_changed_by("", buf, sizeof buf), -EINVAL);
+	ck_assert_str_eq(buf, "instance name must have 1 to 64 characters, got 0");
+	ck_assert_int_eq(cfg_instance_changed_by("../etc", buf, sizeof buf), -EINVAL);
+	ck_assert_str_eq(buf, "instance name may only have A-Z a-z 0-9 _ . -, got '/' at position 3");
+	ck_assert_int_eq(cfg_instance_changed_by("a b", buf, sizeof buf), -EINVAL);
+	ck_assert_str_eq(buf, "instance name may only have A-Z a-z 0-9 _ . -, got byte 0x20 at position 2");
+	ck_assert_int_eq(cfg_instance_changed_by("a\x1b[2J", buf, sizeof buf), -EINVAL);
+	ck_assert_str_eq(buf, "instance name may only have A-Z a-z 0-9 _ . -, got byte 0x1b at position 2");
+}
+END_TEST
+
 static Suite *config_suite(void)
 {
 	Suite *s = suite_create("config");
@@ -1056,6 +1086,7 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, test_lists);
 	tcase_add_test(tc, test_address);
 	tcase_add_test(tc, test_names);
+	tcase_add_test(tc, test_instance_name);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("files");

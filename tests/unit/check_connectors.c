@@ -183,6 +183,13 @@ START_TEST(test_toggle_really_changed)
 	ck_assert_int_eq(conn_changed_since(db, down, 2, "rerouterd", "2000-01-01T00:00:00Z"), 1);
 	ck_assert_int_eq(conn_changed_since(db, down, 2, "rerouterd", "2999-01-01T00:00:00Z"), 0);
 	ck_assert_int_eq(conn_changed_since(db, down, 2, "rerouterctl", "2000-01-01T00:00:00Z"), 0);
+	/* An instance (rerouterd@NAME) knows its own writes, not another's. */
+	struct conn_set up[2] = { { "site-a", 1 }, { "site-b", 0 } };
+	ck_assert_int_eq(conn_apply(db, up, 2, "rerouterd@site2", CONN_TRIES, NULL), 2);
+	ck_assert_int_eq(conn_changed_since(db, up, 2, "rerouterd@site2", "2000-01-01T00:00:00Z"), 1);
+	ck_assert_int_eq(conn_changed_since(db, up, 2, "rerouterd", "2000-01-01T00:00:00Z"), 0);
+	ck_assert_int_eq(enabled_of(db, "site-a", by, sizeof by), 1);
+	ck_assert_msg(!strncmp(by, "rerouterd@site2@20", 18), "stamp %s", by);
 	sqlite3_close(db);
 }
 END_TEST

@@ -366,6 +366,18 @@ START_TEST(migrate_v0_keeps_history)
 	ck_assert_int_eq(count_in(m, "SELECT COUNT(*) FROM changes"), 2);
 	ck_assert_int_eq(count_in(m, "SELECT COUNT(*) FROM change_steps"), 10);
 	ck_assert_int_eq(count_in(m, "SELECT COUNT(*) FROM alerts"), 2);
+	/* The alerts rebuilt with their kind: the old rows are change alerts, and
+	 * a change may now have a note besides. */
+	ck_assert_int_eq(count_in(m, "SELECT COUNT(*) FROM alerts WHERE kind = 'change' AND id = change_id "
+				     "AND subject LIKE '[rerouter] %'"), 2);
+	ck_assert_int_eq(count_in(m, "SELECT COUNT(*) FROM alerts WHERE attempts = 1 AND last_error IS NOT NULL"), 1);
+	ck_assert_int_eq(sqlite3_exec(m, "INSERT INTO alerts (change_id, kind, new_state, created_usec, "
+				      "next_attempt_usec, subject, body) VALUES (2, 'note', 'down', 1, 1, 's', 'b')",
+				      NULL, NULL, NULL), SQLITE_OK);
+	ck_assert_int_ne(sqlite3_exec(m, "INSERT INTO alerts (change_id, kind, new_state, created_usec, "
+				      "next_attempt_usec, subject, body) VALUES (2, 'note', 'down', 1, 1, 's', 'b')",
+				      NULL, NULL, NULL), SQLITE_OK);
+	ck_assert_int_eq(count_in(m, "SELECT COUNT(*) FROM sqlite_master WHERE name = 'alerts_v1'"), 0);
 	ck_assert_int_eq(count_in(m, "SELECT COUNT(*) FROM events"), 0);
 	ck_assert_int_eq(count_in(m, "SELECT COUNT(*) FROM routing"), 1);
 	ck_assert_int_eq(state_load(m, &s), 0);

@@ -421,7 +421,7 @@ int alerts_enqueue_note(struct alerts *a, int64_t change_id, const char *applied
 		return 0;
 	if ((r = compose_note(a, change_id, applied, &body)) < 0)
 		goto out;
-	append_now(a->cfg, &body);
+	/* The routes and the queue are added when the mail leaves. */
 	snprintf(subject, sizeof subject, "[rerouter] %s: backup path answers, mail now rerouted", mail_hostname());
 	r = db_prepare(a->db,
 		       "INSERT OR IGNORE INTO alerts (change_id, kind, new_state, created_usec, "
@@ -440,7 +440,7 @@ int alerts_enqueue_note(struct alerts *a, int64_t change_id, const char *applied
 		goto out;
 	}
 	log_info("alert: note on change %" PRId64 " queued (a backup path answers)", change_id);
-	if (!a->xfer)
+	if (!a->xfer && !a->gather)
 		arm(a, 1);
 	r = 0;
 out:

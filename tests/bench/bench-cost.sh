@@ -13,7 +13,8 @@
 # `rerouterd --once` under callgrind instead (RR_BENCH_N is then ignored).
 # Lab: rr-bc0 (hub) - rr-bc1 (WAN, 10.231.81.1 and the hole 10.231.81.250).
 #
-# Usage: bench-cost.sh [--callgrind]   (root; RR_SRCDIR, RR_BUILDDIR)
+# Usage: bench-cost.sh [--callgrind]   (root; RR_SRCDIR, RR_BUILDDIR;
+# RR_BENCH_TOOLS="rerouter monit" chooses the tools, RR_BENCH_N the sizes)
 # Writes $RR_BENCH_DATA/cost.json or callgrind.json (default $RR_BUILDDIR/bench).
 set -u
 : "${RR_SRCDIR:=$(cd "$(dirname "$0")/../.." && pwd)}"
@@ -28,6 +29,7 @@ MODE=cost
 [ "${1:-}" = --callgrind ] && MODE=callgrind
 [ $MODE = callgrind ] && rr_need_cmd valgrind
 SIZES=${RR_BENCH_N:-10 100 1000}
+TOOLS=${RR_BENCH_TOOLS:-rerouter monit}
 DATA=${RR_BENCH_DATA:-$RR_BUILDDIR/bench}
 HUB=rr-bc0 WAN=rr-bc1
 TGT=10.231.81.1 HOLE=10.231.81.250
@@ -35,7 +37,7 @@ RRD=$RR_BUILDDIR/rerouterd
 mkdir -p "$DATA" || rr_die "cannot make $DATA"
 
 MONIT=$(command -v monit || true)
-if [ -z "$MONIT" ] && [ $MODE = cost ]; then
+if [ -z "$MONIT" ] && [ $MODE = cost ] && [[ $TOOLS == *monit* ]]; then
 	(cd "$T" && apt-get download monit >/dev/null 2>&1 && dpkg -x monit_*.deb "$T/monit-root") ||
 		rr_die "cannot fetch Debian's monit package"
 	MONIT=$T/monit-root/usr/bin/monit
@@ -132,22 +134,31 @@ if [ $MODE = cost ]; then
 	for n in $SIZES; do
 		rerouter_conf "$n" >"$T/r$n.conf"
 		"$RRD" --check-config -c "$T/r$n.conf" >/dev/null || rr_die "r$n.conf is not valid"
+		[[ $TOOLS == *monit* ]] || continue
 		monit_conf "$n" >"$T/m$n.rc"
 		chmod 600 "$T/m$n.rc"
 		"$MONIT" -t -c "$T/m$n.rc" >/dev/null || rr_die "m$n.rc is not valid"
 	done
 	for n in $SIZES; do
+		[[ $TOOLS == *rerouter* ]] || break
 		rr_step "rerouter, $n checks"
 		in_hub python3 "$T/measure.py" "$T/cost.jsonl" rerouter "$n" 3 "$RRD" --once -c "$T/r$n.conf"
 	done
 	for n in $SIZES; do
+		[[ $TOOLS == *monit* ]] || break
 		rr_step "monit, $n checks (one after the other: about $((n / 2)) s)"
 		rm -f "$T/monit.state"
 		in_hub env MONIT_LOG="$T/monit.log" python3 "$T/measure.py" "$T/cost.jsonl" monit "$n" 1 \
 			"$MONIT" -c "$T/m$n.rc" validate
 	done
-	python3 -c 'import json, sys; json.dump([json.loads(l) for l in open(sys.argv[1])], open(sys.argv[2], "w"), indent=1)' \
-		"$T/cost.jsonl" "$DATA/cost.json"
+	# The figures of a tool not measured now (RR_BENCH_TOOLS) are kept.
+	python3 - "$T/cost.jsonl" "$DATA/cost.json" <<'PY'
+import json, os, sys
+new = [json.loads(l) for l in open(sys.argv[1])]
+old = json.load(open(sys.argv[2])) if os.path.exists(sys.argv[2]) else []
+keep = [r for r in old if (r["tool"], r["n"]) not in {(x["tool"], x["n"]) for x in new}]
+json.dump(keep + new, open(sys.argv[2], "w"), indent=1)
+PY
 	rr_log "written: $DATA/cost.json"
 	exit 0
 fi

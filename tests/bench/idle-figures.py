@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""bench-idle.sh's figures: idle-figures.py TMPDIR SECS STRACE_SECS OUT.json.
+"""bench-idle.sh's figures: idle-figures.py TMPDIR SECS STRACE_SECS INTERVAL OUT.json.
 
 Reads TMPDIR/perf.txt (perf stat -x,), pass1.json (schedstat samples), runs.txt (run starts, usec),
 notify.log (the notify socket's datagrams), strace.txt (pass 2) and fds.txt.
@@ -9,7 +9,7 @@ import json
 import re
 import sys
 
-tmp, secs, strace_secs, out = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
+tmp, secs, strace_secs, interval, out = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), sys.argv[4], sys.argv[5]
 starts = [int(l) / 1e6 for l in open(tmp + "/runs.txt") if l.strip()]
 RUN_BEFORE, RUN_AFTER = 0.1, 1.0
 
@@ -99,9 +99,9 @@ if calls:
         figures.append(("wake-up: " + k.replace("|", "/"), "%d" % v))
 
 method = ("rerouterd as under systemd (NOTIFY_SOCKET, WATCHDOG_USEC for WatchdogSec=60s), 3 checks (ping, tcp, "
-          "http) on a healthy link, interval 30 s, watch_links on. A run spans its start (state database) -0.1 s "
-          "to +1 s. Pass 1 samples /proc/PID/task/*/schedstat every 100 ms (untraced); pass 2 names the wake-ups "
-          "with strace -f (its own overhead is not in pass 1's CPU).")
-json.dump({"method": method, "figures": figures}, open(out, "w"), indent=1)
+          "http) on a healthy link, interval %s, watch_links on. A run spans its start (state database) -0.1 s "
+          "to +1 s. Pass 1: perf stat over all threads and each thread's schedstat every 100 ms (untraced); pass 2 names the wake-ups "
+          "with strace -f (its own overhead is not in pass 1's CPU)." % interval)
+json.dump({"interval": interval, "method": method, "figures": figures}, open(out, "w"), indent=1)
 for k, v in figures:
     print("%s: %s" % (k, v))

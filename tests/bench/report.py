@@ -5,7 +5,7 @@
   report.py --failover-only DATA    the failover tables, to stdout
 
 DATA holds machine.json, failover-TOOL-SCENARIO.json (bench-failover.sh),
-cost.json (bench-cost.sh), idle.json (bench-idle.sh) and callgrind.json
+cost.json (bench-cost.sh), idle-INTERVAL.json (bench-idle.sh) and callgrind.json
 (bench-cost.sh --callgrind); a section whose figures are missing is left out.
 """
 import json
@@ -132,15 +132,13 @@ def cost_table(cost):
     return out
 
 
-def idle_table(idle):
-    if not idle:
-        return []
-    out = ["## Idle cost", "", idle["method"], "",
-           "| figure | value |", "|---|---|"]
-    for k, v in idle["figures"]:
-        out.append("| %s | %s |" % (k, v))
-    if idle.get("notes"):
-        out += [""] + idle["notes"]
+def idle_tables(data):
+    out = []
+    for f in sorted(x for x in os.listdir(data) if x.startswith("idle-") and x.endswith(".json")):
+        idle = load(data, f)
+        out += ["## Idle cost, interval %s" % idle["interval"], "", idle["method"], "",
+                "| figure | value |", "|---|---|"]
+        out += ["| %s | %s |" % (k, v) for k, v in idle["figures"]] + [""]
     return out
 
 
@@ -148,9 +146,14 @@ def callgrind_table(cg):
     if not cg:
         return []
     out = ["## Instructions per run (callgrind)", "", cg["method"], "",
-           "| run | Ir (instructions) | Ir per check |", "|---|---|---|"]
+           "| run | Ir (instructions) | checks passed |", "|---|---|---|"]
     for r in cg["runs"]:
-        out.append("| %s | %s | %s |" % (r["what"], "{:,}".format(r["ir"]), "{:,}".format(r["ir"] // max(r["n"], 1))))
+        out.append("| %s | {:,} | %d |".format(r["ir"]) % (r["what"], r["passed"]))
+    big = [r["ir"] for r in cg["runs"] if r["n"] == 100]
+    floor = [r["ir"] for r in cg["runs"] if r["n"] == 2]
+    if big and floor:
+        per = (statistics.median(big) - statistics.median(floor)) / 98
+        out += ["", "Over the 2-check floor: {:,.0f} instructions per check.".format(per)]
     return out
 
 
@@ -203,7 +206,7 @@ def main():
     lines += targets(runs, cost) + [""]
     if png and plot(runs, png):
         fo[1:1] = ["", "![failover per cut](%s)" % os.path.basename(png)]
-    for part in (fo, cost_table(cost), idle_table(load(data, "idle.json")), callgrind_table(load(data, "callgrind.json"))):
+    for part in (fo, cost_table(cost), idle_tables(data), callgrind_table(load(data, "callgrind.json"))):
         if part:
             lines += part + [""]
     open(out_md, "w").write("\n".join(lines).rstrip() + "\n")

@@ -164,9 +164,9 @@ def plot(runs, png):
     d = os.path.dirname(os.path.abspath(png))
     tmp = os.path.join(d, ".plot-%d" % os.getpid())
     os.makedirs(tmp, exist_ok=True)
-    gp = ['set terminal pngcairo size %d,420 font "sans,10"' % (420 * len(scs)), 'set output "%s"' % png,
+    gp = ['set terminal pngcairo size %d,460 font "sans,10"' % (420 * len(scs)), 'set output "%s"' % png,
           'set multiplot layout 1,%d title "Failover per cut (s), issue 12 benchmark"' % len(scs),
-          'set xlabel "cut"', 'set ylabel "seconds"', 'set key top left Left reverse opaque', 'set grid', 'set yrange [0:*]']
+          'set xlabel "cut"', 'set xtics 1', 'set ylabel "seconds"', 'set key below', 'set offsets 0.3, 0.3, 0, 0', 'set grid', 'set yrange [0:*]']
     for s in scs:
         series = []
         for t in TOOLS:

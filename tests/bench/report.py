@@ -6,7 +6,8 @@
 
 DATA holds machine.json, failover-TOOL-SCENARIO.json (bench-failover.sh),
 cost.json (bench-cost.sh), idle-INTERVAL.json (bench-idle.sh) and callgrind.json
-(bench-cost.sh --callgrind); a section whose figures are missing is left out.
+(bench-cost.sh --callgrind), and notes.md if someone wrote one; a section whose
+figures are missing is left out.
 """
 import json
 import os
@@ -209,6 +210,9 @@ def main():
     for part in (fo, cost_table(cost), idle_tables(data), callgrind_table(load(data, "callgrind.json"))):
         if part:
             lines += part + [""]
+    notes = os.path.join(data, "notes.md")    # what the person who ran it saw, if anything
+    if os.path.exists(notes):
+        lines += ["## Notes", "", open(notes).read().strip(), ""]
     open(out_md, "w").write("\n".join(lines).rstrip() + "\n")
     print("written: %s" % out_md)
 

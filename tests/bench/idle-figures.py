@@ -63,7 +63,7 @@ line_re = re.compile(r"^(\d+) +(\d+\.\d+) (.*?)(?: <(\d+\.\d+)>)?$")
 calls = []
 for l in open(tmp + "/strace.txt"):
     m = line_re.match(l.rstrip("\n"))
-    if not m or "<unfinished ...>" in m.group(3):
+    if not m or "<unfinished ...>" in m.group(3) or "<detached ...>" in m.group(3):
         continue
     tid, t, text, dur = m.group(1), float(m.group(2)), m.group(3), float(m.group(4) or 0)
     # A whole line is stamped at entry, a resumed one when it returned.
@@ -78,12 +78,12 @@ if calls:
             continue
         between += 1
         threads.add(tid)
-        nxt = [x[2] for x in calls[i + 1:i + 8] if x[1] == tid]
+        nxt = [x[2] for x in calls[i + 1:i + 60] if x[1] == tid]
         names = []
-        for n in nxt:
+        for n in nxt:         # what it read and sent before it waited again
             if wake.match(n):
                 break
-            m = re.match(r"(\w+)\((\d+)", n)
+            m = re.match(r"(read|recv\w*|send\w*|accept4?)\((\d+)", n)
             if m:
                 kind = fdkind.get(m.group(2), "?")
                 if "WATCHDOG=1" in n:

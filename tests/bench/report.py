@@ -201,7 +201,7 @@ def main():
     fo, runs = failover_tables(data)
     cost = load(data, "cost.json")
     lines = ["# Benchmark, %s" % time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "",
-             "Machine: %s, %s cores, kernel %s (shared with other work; the CPU-measuring parts ran alone)."
+             "Machine: %s, %s cores, kernel %s (shared with other work: see the notes at the end, if any)."
              % (m.get("cpu", "?"), m.get("cores", "?"), m.get("kernel", "?")),
              "Produced by `tests/bench/run`; rerouter and monit never ran at the same time.", ""]
     lines += targets(runs, cost) + [""]

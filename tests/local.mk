@@ -27,3 +27,7 @@ EXTRA_DIST += .clang-tidy tests/static/cppcheck.supp tests/deps/static.txt
 dist_noinst_SCRIPTS += tests/ops/test-ops.sh tests/ops/test-connector.sh \
 	tests/ops/test-readonly.sh tests/ops/test-completion.sh tests/ops/test-transport.sh
 EXTRA_DIST += tests/deps/ops.txt
+# tests/bench: issue 12's benchmark (figures, not tests; not run by tests/run).
+dist_noinst_SCRIPTS += tests/bench/run tests/bench/bench-failover.sh tests/bench/bench-probes.sh \
+	tests/bench/bench-cost.sh tests/bench/bench-idle.sh tests/bench/report.py tests/bench/idle-figures.py
+EXTRA_DIST += tests/bench/deps.txt

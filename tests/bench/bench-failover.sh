@@ -10,18 +10,24 @@
 # Scenarios, each with N cuts (default 10) at a random phase:
 #   far-end: a blackhole route for the targets in the router (no carrier change on the hub)
 #   local:   the router's end of the hub's link goes down (the hub loses carrier)
-# Both tools: three checks (ping, tcp, http; timeout 1 s); rerouter with
-# interval 30 s, fast_interval 1 s, failed_checks 2, runs 2; monit with
-# `set daemon 30` and `for 2 cycles`. A poller reads the connector row every
-# 20 ms; failover = cut to row changed, recovery = restore to row back.
-# rerouter's floor per cut: phase (cut to the next run's start, from its
-# state database) + fast_interval + timeout.
+#   lab1s:   far-end's cut at tests/lab's pace, for continuity with earlier figures
+# Both tools: three checks (ping, tcp, http); failed_checks 2, runs 2, `for 2
+# cycles`. far-end and local: rerouter interval 30 s, fast_interval 1 s,
+# timeouts 1 s; monit `set daemon 30`, timeouts 1 s. lab1s: rerouter
+# interval 1 s (fast_interval = interval), timeouts 900 ms; monit `set daemon
+# 1` (its least) and timeouts 1 s (its grammar takes whole seconds only).
+# A poller reads the connector row every 20 ms; failover = cut to row
+# changed, recovery = restore to row back. rerouter's floor per cut: phase
+# (cut to the next run's start, from its state database) + fast_interval +
+# timeout.
 #
 # Usage: bench-failover.sh [N_CUTS]   (root; RR_SRCDIR, RR_BUILDDIR)
-# RR_BENCH_TOOLS="rerouter monit" and RR_BENCH_SCENARIOS="far-end local"
-# choose what runs. Writes tests/bench/results/failover-DATE.md. A full run
-# (10 cuts, both tools, both scenarios) takes about an hour: monit needs up
-# to 90 s a cut each way.
+# RR_BENCH_TOOLS="rerouter monit" and RR_BENCH_SCENARIOS="far-end lab1s local"
+# choose what runs. Each tool and scenario's cuts go to
+# $RR_BENCH_DATA/failover-TOOL-SCENARIO.json (default $RR_BUILDDIR/bench);
+# tests/bench/report.py makes the Markdown and the plot of them. A full run
+# (10 cuts, both tools, all scenarios) takes about an hour: monit needs up to
+# 90 s a cut each way at 30 s.
 set -u
 : "${RR_SRCDIR:=$(cd "$(dirname "$0")/../.." && pwd)}"
 : "${RR_BUILDDIR:=$RR_SRCDIR/build}"
@@ -33,11 +39,11 @@ rr_tmpdir
 T=$RR_TMPDIR
 N=${1:-10}
 TOOLS=${RR_BENCH_TOOLS:-rerouter monit}
-SCENARIOS=${RR_BENCH_SCENARIOS:-far-end local}
+SCENARIOS=${RR_BENCH_SCENARIOS:-far-end lab1s local}
+DATA=${RR_BENCH_DATA:-$RR_BUILDDIR/bench}
 HUB=rr-fo0 RTR=rr-fo1 WAN=rr-fo2
 TGT=10.231.51.1
-RESULTS=$RR_SRCDIR/tests/bench/results
-mkdir -p "$RESULTS"
+mkdir -p "$DATA" || rr_die "cannot make $DATA"
 
 # monit from Debian's archive, unpacked here, so that no service starts.
 MONIT=$(command -v monit || true)
@@ -85,10 +91,14 @@ new_db() {
 	sqlite3 "$TDB" "INSERT INTO send_connectors (name, smart_host, cost, enabled) VALUES
 		('site-a', '[10.231.51.25]:25', 1, 1), ('site-b', '[10.231.52.25]:25', 2, 0)"
 }
-cat >"$T/rerouter.conf" <<CONF
+# write_confs SCENARIO: both tools' configurations at that scenario's pace.
+write_confs() {
+	local interval=30s fast=1s tmo=1s daemon=30 mtmo=1
+	if [ "$1" = lab1s ]; then interval=1s fast=1s tmo=900ms daemon=1; fi
+	cat >"$T/rerouter.conf" <<CONF
 [agent]
-interval = 30s
-fast_interval = 1s
+interval = $interval
+fast_interval = $fast
 failed_checks = 2
 runs = 2
 failed_runs = 2
@@ -98,18 +108,18 @@ state_db = $T/state.db
 [ping]
 count = 1
 min_replies = 1
-timeout = 1s
+timeout = $tmo
 [check "ping"]
 type = ping
 target = $TGT
 [check "tcp"]
 type = tcp
 target = $TGT:20250
-timeout = 1s
+timeout = $tmo
 [check "http"]
 type = http
 target = http://$TGT:20280/
-timeout = 1s
+timeout = $tmo
 [on_down]
 disable = site-a
 enable = site-b
@@ -121,6 +131,19 @@ database = $TDB
 action = none
 flush =
 CONF
+	cat >"$T/monitrc" <<CONF
+set daemon $daemon
+set logfile $T/monit.log
+set pidfile $T/monit.pid
+set idfile $T/monit.id
+set statefile $T/monit.state
+check host wan with address $TGT
+	if failed ping count 1 timeout $mtmo s for 2 cycles then exec "$T/switch.sh down" else if succeeded for 2 cycles then exec "$T/switch.sh up"
+	if failed port 20250 type tcp timeout $mtmo s for 2 cycles then exec "$T/switch.sh down" else if succeeded for 2 cycles then exec "$T/switch.sh up"
+	if failed port 20280 protocol http timeout $mtmo s for 2 cycles then exec "$T/switch.sh down" else if succeeded for 2 cycles then exec "$T/switch.sh up"
+CONF
+	chmod 600 "$T/monitrc"
+}
 cat >"$T/switch.sh" <<SH
 #!/bin/sh
 # monit's action: the same row change rerouter makes (\$1: down or up).
@@ -128,18 +151,6 @@ if [ "\$1" = down ]; then a=0 b=1; else a=1 b=0; fi
 exec sqlite3 "$TDB" "UPDATE send_connectors SET enabled = \$a WHERE name = 'site-a'; UPDATE send_connectors SET enabled = \$b WHERE name = 'site-b'"
 SH
 chmod +x "$T/switch.sh"
-cat >"$T/monitrc" <<CONF
-set daemon 30
-set logfile $T/monit.log
-set pidfile $T/monit.pid
-set idfile $T/monit.id
-set statefile $T/monit.state
-check host wan with address $TGT
-	if failed ping count 1 timeout 1 s for 2 cycles then exec "$T/switch.sh down" else if succeeded for 2 cycles then exec "$T/switch.sh up"
-	if failed port 20250 type tcp timeout 1 s for 2 cycles then exec "$T/switch.sh down" else if succeeded for 2 cycles then exec "$T/switch.sh up"
-	if failed port 20280 protocol http timeout 1 s for 2 cycles then exec "$T/switch.sh down" else if succeeded for 2 cycles then exec "$T/switch.sh up"
-CONF
-chmod 600 "$T/monitrc"
 
 start_tool() { # TOOL
 	case $1 in
@@ -150,15 +161,21 @@ start_tool() { # TOOL
 }
 
 # The cuts, timed in Python on CLOCK_MONOTONIC; the wall clock of each cut
-# for rerouter's floor (its state database stores run starts on it).
+# for rerouter's floor (its state database stores run starts on it). Each
+# cut's figures are written as they come, so an interrupted run keeps them.
 cat >"$T/cuts.py" <<'PY'
 import json, random, sqlite3, subprocess, sys, time
 tdb, sdb, scenario, n, out = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5]
 HUB, RTR, TGT = "rr-fo0", "rr-fo1", "10.231.51.1"
-CUT = {"far-end": ["ip", "-n", RTR, "route", "replace", "blackhole", TGT + "/32"],
-       "local": ["ip", "-n", RTR, "link", "set", "rrfoh0", "down"]}
-RESTORE = {"far-end": ["ip", "-n", RTR, "route", "replace", TGT + "/32", "via", "10.231.50.6", "dev", "rrfow"],
-           "local": ["ip", "-n", RTR, "link", "set", "rrfoh0", "up"]}
+BLACKHOLE = (["ip", "-n", RTR, "route", "replace", "blackhole", TGT + "/32"],
+             ["ip", "-n", RTR, "route", "replace", TGT + "/32", "via", "10.231.50.6", "dev", "rrfow"])
+CUTS = {"far-end": BLACKHOLE, "lab1s": BLACKHOLE,
+        "local": (["ip", "-n", RTR, "link", "set", "rrfoh0", "down"],
+                  ["ip", "-n", RTR, "link", "set", "rrfoh0", "up"])}
+CUT, RESTORE = CUTS[scenario]
+# The wait before a cut or a restore: uniform over several of the tool's
+# cycles (30 s; lab1s: 1 s plus its checks), so the phase is random.
+PHASE = (0, 5) if scenario == "lab1s" else (0, 30)
 def site_a():
     c = sqlite3.connect("file:%s?mode=ro" % tdb, uri=True, timeout=1)
     try:
@@ -189,74 +206,46 @@ rows = []
 if wait_row(1, 120) is None:
     sys.exit("the row never showed UP before the first cut")
 for i in range(n):
-    time.sleep(random.uniform(0, 30))          # a random phase against the tool's cycle
+    time.sleep(random.uniform(*PHASE))
     real, t0 = time.time(), time.monotonic()
-    subprocess.run(CUT[scenario], check=True)
+    subprocess.run(CUT, check=True)
     t1 = wait_row(0)
     phase_down = first_run_after(real)
-    time.sleep(random.uniform(0, 30))
+    time.sleep(random.uniform(*PHASE))
     real2, t2 = time.time(), time.monotonic()
-    subprocess.run(RESTORE[scenario], check=True)
+    subprocess.run(RESTORE, check=True)
     t3 = wait_row(1)
     phase_up = first_run_after(real2)
     rows.append({"cut": i + 1, "failover": None if t1 is None else t1 - t0,
                  "recovery": None if t3 is None else t3 - t2,
                  "phase_down": phase_down, "phase_up": phase_up})
     print(json.dumps(rows[-1]), flush=True)
+    json.dump(rows, open(out + ".new", "w"))
+    subprocess.run(["mv", out + ".new", out], check=True)
     if t1 is None or t3 is None:
         break
-json.dump(rows, open(out, "w"))
+PY
+
+# The machine, for the report.
+python3 - "$DATA/machine.json" <<'PY'
+import json, os, platform, sys
+cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+json.dump({"cpu": cpu, "cores": os.cpu_count(), "kernel": platform.release()}, open(sys.argv[1], "w"))
 PY
 
 for scenario in $SCENARIOS; do
 	for tool in $TOOLS; do
 		rr_step "$tool, $scenario: $N cuts"
+		write_confs "$scenario"
 		new_db
 		start_tool "$tool"
 		sdb=""
 		[ "$tool" = rerouter ] && sdb=$T/state.db
-		python3 "$T/cuts.py" "$TDB" "$sdb" "$scenario" "$N" "$T/$tool-$scenario.json" ||
+		rm -f "$DATA/failover-$tool-$scenario.json"
+		python3 "$T/cuts.py" "$TDB" "$sdb" "$scenario" "$N" "$DATA/failover-$tool-$scenario.json" ||
 			rr_warn "$tool, $scenario: the cuts did not complete"
 		rr_kill_pid "$TOOL_PID" 5
 	done
 done
-
-rr_step "results"
-OUT=$RESULTS/failover-$(date -u +%Y-%m-%d).md
-python3 - "$T" "$OUT" "$N" "$TOOLS" "$SCENARIOS" <<'PY'
-import json, os, platform, statistics, sys, time
-t, out, n, tools, scenarios = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4].split(), sys.argv[5].split()
-FLOOR = 1.0 + 1.0   # fast_interval + timeout, added to each cut's phase
-def load(tool, sc):
-    p = os.path.join(t, "%s-%s.json" % (tool, sc))
-    return json.load(open(p)) if os.path.exists(p) else []
-def fig(v):
-    v = [x for x in v if x is not None]
-    if not v:
-        return "-"
-    return "%.2f s (%.2f-%.2f)" % (statistics.median(v), min(v), max(v))
-cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
-lines = ["# Failover benchmark, %s" % time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "",
-         "Machine: %s, %d CPUs, kernel %s. %s cuts per tool and scenario, random phase." % (cpu, os.cpu_count(), platform.release(), n),
-         "rerouter: interval 30 s, fast_interval 1 s, runs 2, failed_checks 2 of 3, timeouts 1 s. "
-         "monit: set daemon 30, for 2 cycles, the same three checks, timeouts 1 s.", "",
-         "| scenario | tool | cuts | failover median (min-max) | recovery median (min-max) | over floor, failover (max) |",
-         "|---|---|---|---|---|---|"]
-per_cut = ["", "## Per cut", "", "| scenario | tool | cut | failover s | recovery s | phase s | floor s |", "|---|---|---|---|---|---|---|"]
-for sc in scenarios:
-    for tool in tools:
-        rows = load(tool, sc)
-        over = [r["failover"] - (r["phase_down"] + FLOOR) for r in rows
-                if r["failover"] is not None and r.get("phase_down") is not None]
-        lines.append("| %s | %s | %d | %s | %s | %s |" % (sc, tool, len(rows), fig([r["failover"] for r in rows]),
-                     fig([r["recovery"] for r in rows]), "%.2f s" % max(over) if over else "-"))
-        for r in rows:
-            ph = r.get("phase_down")
-            per_cut.append("| %s | %s | %d | %s | %s | %s | %s |" % (sc, tool, r["cut"],
-                           "%.2f" % r["failover"] if r["failover"] is not None else "-",
-                           "%.2f" % r["recovery"] if r["recovery"] is not None else "-",
-                           "%.2f" % ph if ph is not None else "-", "%.2f" % (ph + FLOOR) if ph is not None else "-"))
-open(out, "w").write("\n".join(lines + per_cut) + "\n")
-print("\n".join(lines))
-PY
-rr_log "written: $OUT"
+python3 "$RR_SRCDIR/tests/bench/report.py" --failover-only "$DATA"
+rr_log "figures in $DATA (tests/bench/report.py DATA makes the results file)"

@@ -54,8 +54,12 @@ if [ -z "$MONIT" ] && [[ $TOOLS == *monit* ]]; then
 fi
 
 rr_step "lab: $HUB - $RTR - $WAN"
-rr_on_cleanup "ip netns del $WAN; ip netns del $RTR; ip netns del $HUB"
-for ns in $HUB $RTR $WAN; do ip netns add $ns && ip -n $ns link set lo up || rr_die "netns $ns"; done
+# Only what this run made is deleted: a second run must not tear down the first's lab.
+for ns in $HUB $RTR $WAN; do
+	ip netns add $ns || rr_die "netns $ns (in use by another run?)"
+	rr_on_cleanup "ip netns del $ns"
+	ip -n $ns link set lo up || rr_die "netns $ns"
+done
 ip link add rrfoh netns $HUB type veth peer name rrfoh0 netns $RTR
 ip link add rrfow netns $RTR type veth peer name rrfow0 netns $WAN
 ip -n $HUB addr add 10.231.50.1/30 dev rrfoh

@@ -295,12 +295,60 @@ static char *snapshot_now(const char *transport_db, const char *postqueue)
 	return text;
 }
 
-int alerts_enqueue_change(struct alerts *a, int64_t change_id)
+/* One row of the queue, of a kind ('change' | 'note'), once per change and
+ * kind. A new row is news: whatever waits for a retry goes with it now
+ * (min_gap still applies), e.g. the link the mail needed is back. Returns
+ * 1 when the row is new, 0 when it was there, negative errno on error. */
+static int queue_row(struct alerts *a, int64_t change_id, const char *kind, const char *state,
+		     const char *subject, const char *body)
 {
 	sqlite3_stmt *st = NULL;
+	uint64_t now = now_usec(a);
+	int r;
+
+	r = db_prepare(a->db,
+		       "INSERT OR IGNORE INTO alerts (change_id, kind, new_state, created_usec, "
+		       "next_attempt_usec, subject, body) VALUES (?, ?, ?, ?, ?, ?, ?)",
+		       &st);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, change_id);
+	sqlite3_bind_text(st, 2, kind, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, state, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, (sqlite3_int64)now);
+	sqlite3_bind_int64(st, 5, (sqlite3_int64)now);
+	sqlite3_bind_text(st, 6, subject, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 7, body, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) != SQLITE_DONE) {
+		log_errx("alert: cannot queue the %s for change %" PRId64 ": %s",
+			 !strcmp(kind, "note") ? "note" : "mail", change_id, sqlite3_errmsg(a->db));
+		sqlite3_finalize(st);
+		return -EIO;
+	}
+	sqlite3_finalize(st);
+	if (sqlite3_changes(a->db) == 0)
+		return 0;
+	r = db_prepare(a->db,
+		       "UPDATE alerts SET next_attempt_usec = ? "
+		       "WHERE sent_usec IS NULL AND next_attempt_usec > ?",
+		       &st);
+	if (r == 0) {
+		sqlite3_bind_int64(st, 1, (sqlite3_int64)now);
+		sqlite3_bind_int64(st, 2, (sqlite3_int64)now);
+		if (sqlite3_step(st) != SQLITE_DONE)
+			log_warnx("alert: state database: %s", sqlite3_errmsg(a->db));
+		sqlite3_finalize(st);
+	}
+	/* Sent from the loop, never from inside the caller's step. */
+	if (!a->xfer && !a->gather)
+		arm(a, 1);
+	return 1;
+}
+
+int alerts_enqueue_change(struct alerts *a, int64_t change_id)
+{
 	char *state = NULL, *body = NULL;
 	char subject[512];
-	uint64_t now = now_usec(a);
 	int r;
 
 	if (!a->cfg || !a->cfg->mail.present) {
@@ -311,47 +359,13 @@ int alerts_enqueue_change(struct alerts *a, int64_t change_id)
 	if (r < 0)
 		goto out;
 	subject_for(state, subject, sizeof subject);
-	r = db_prepare(a->db,
-		       "INSERT OR IGNORE INTO alerts (change_id, new_state, created_usec, "
-		       "next_attempt_usec, subject, body) VALUES (?, ?, ?, ?, ?, ?)",
-		       &st);
-	if (r < 0)
-		goto out;
-	sqlite3_bind_int64(st, 1, change_id);
-	sqlite3_bind_text(st, 2, state, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 3, (sqlite3_int64)now);
-	sqlite3_bind_int64(st, 4, (sqlite3_int64)now);
-	sqlite3_bind_text(st, 5, subject, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 6, body, -1, SQLITE_STATIC);
-	if (sqlite3_step(st) != SQLITE_DONE) {
-		log_errx("alert: cannot queue the mail for change %" PRId64 ": %s", change_id,
-			 sqlite3_errmsg(a->db));
-		r = -EIO;
-		goto out;
-	}
-	if (sqlite3_changes(a->db) > 0) {
-		sqlite3_finalize(st);
-		st = NULL;
-		/* A new change is news: whatever waits for a retry goes with it
-		 * now (min_gap still applies), e.g. the link the mail needed is back. */
-		r = db_prepare(a->db,
-			       "UPDATE alerts SET next_attempt_usec = ? "
-			       "WHERE sent_usec IS NULL AND next_attempt_usec > ?",
-			       &st);
-		if (r < 0)
-			goto out;
-		sqlite3_bind_int64(st, 1, (sqlite3_int64)now);
-		sqlite3_bind_int64(st, 2, (sqlite3_int64)now);
-		if (sqlite3_step(st) != SQLITE_DONE)
-			log_warnx("alert: state database: %s", sqlite3_errmsg(a->db));
+	r = queue_row(a, change_id, "change", state, subject, body);
+	if (r > 0)
 		log_info("alert: mail for change %" PRId64 " (%s) queued", change_id, state);
-	}
-	/* Sent from the loop, never from inside the caller's step. */
-	if (!a->xfer && !a->gather)
-		arm(a, 1);
-	r = 0;
+	else if (r == 0 && !a->xfer && !a->gather)
+		arm(a, 1); /* queued before (a repeated step): make sure it goes */
+	r = r < 0 ? r : 0;
 out:
-	sqlite3_finalize(st);
 	free(state);
 	free(body);
 	return r;
@@ -405,7 +419,6 @@ int alerts_enqueue_note(struct alerts *a, int64_t change_id, const char *applied
 {
 	sqlite3_stmt *st = NULL;
 	char *body = NULL, subject[512];
-	uint64_t now = now_usec(a);
 	int r;
 
 	if (!a->cfg || !a->cfg->mail.present)
@@ -416,37 +429,17 @@ int alerts_enqueue_note(struct alerts *a, int64_t change_id, const char *applied
 	sqlite3_bind_int64(st, 1, change_id);
 	r = sqlite3_step(st);
 	sqlite3_finalize(st);
-	st = NULL;
 	if (r == SQLITE_ROW)
 		return 0;
 	if ((r = compose_note(a, change_id, applied, &body)) < 0)
-		goto out;
+		return r;
 	/* The routes and the queue are added when the mail leaves. */
 	snprintf(subject, sizeof subject, "[rerouter] %s: backup path answers, mail now rerouted", mail_hostname());
-	r = db_prepare(a->db,
-		       "INSERT OR IGNORE INTO alerts (change_id, kind, new_state, created_usec, "
-		       "next_attempt_usec, subject, body) VALUES (?, 'note', 'down', ?, ?, ?, ?)",
-		       &st);
-	if (r < 0)
-		goto out;
-	sqlite3_bind_int64(st, 1, change_id);
-	sqlite3_bind_int64(st, 2, (sqlite3_int64)now);
-	sqlite3_bind_int64(st, 3, (sqlite3_int64)now);
-	sqlite3_bind_text(st, 4, subject, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 5, body, -1, SQLITE_STATIC);
-	if (sqlite3_step(st) != SQLITE_DONE) {
-		log_errx("alert: cannot queue the note on change %" PRId64 ": %s", change_id, sqlite3_errmsg(a->db));
-		r = -EIO;
-		goto out;
-	}
-	log_info("alert: note on change %" PRId64 " queued (a backup path answers)", change_id);
-	if (!a->xfer && !a->gather)
-		arm(a, 1);
-	r = 0;
-out:
-	sqlite3_finalize(st);
+	r = queue_row(a, change_id, "note", "down", subject, body);
+	if (r > 0)
+		log_info("alert: note on change %" PRId64 " queued (a backup path answers)", change_id);
 	free(body);
-	return r;
+	return r < 0 ? r : 0;
 }
 
 int alerts_next_due(struct alerts *a, uint64_t *ret_usec)

@@ -24,6 +24,9 @@ struct probe_ops {
 	/* Release c->impl; called exactly once, after probe_finish() or on cancel. */
 	void (*stop)(struct probe_check *c);
 };
+/* start() may set c->ops to another table whose expire and stop fit the
+ * c->impl it chose: http and smtp talk on a socket of their own (talk.c) or
+ * hand the check to libcurl (curl_check.c). */
 
 struct probe_check {
 	struct probe_run *run;
@@ -121,3 +124,52 @@ struct probe_route *probe_run_route(struct probe_run *run);
 /* tcp.c: a non-blocking TCP socket with the check's source and mark applied. */
 int probe_tcp_socket(const struct cfg_check *cc, int family, int *ret_fd);
 int probe_source_family(const struct cfg_check *cc);
+/* A connect as the tcp check makes it (names resolved, addresses raced, the
+ * path asked of route.c), for a check that goes on talking: connected gets
+ * the socket, and then frees t. Every failure finishes the check. */
+struct probe_tcp;
+typedef void (*probe_tcp_connected_fn)(void *userdata, int fd);
+int probe_tcp_new(struct probe_check *c, const char *host, probe_tcp_connected_fn connected,
+		  void *userdata, struct probe_tcp **ret);
+/* Store t where the check's stop() finds it first: begin may finish the check. */
+int probe_tcp_begin(struct probe_tcp *t, uint16_t port);
+/* The deadline, before a connection: dns timeout or timeout. */
+void probe_tcp_expire(struct probe_check *c, struct probe_tcp *t);
+void probe_tcp_free(struct probe_tcp *t);
+
+/* talk.c: the plain-text dialogue of an http or smtp check on a socket of
+ * our own (tcp.c's connect): what it sends is queued, what it receives is
+ * cut into lines. libcurl costs some 13 KiB a transfer; this costs one
+ * buffer, allocated once connected. */
+struct probe_talk;
+struct probe_talk_ops {
+	/* A line arrived, CRLF removed, NUL-terminated. 0: more; 1: the check
+	 * finished or went on elsewhere (t is gone). */
+	int (*line)(struct probe_talk *t, char *line, size_t len);
+	/* What the check waits for now, for "connected, no %s in N ms". */
+	const char *(*waiting_for)(const struct probe_talk *t);
+};
+struct probe_talk {
+	struct probe_check *check;
+	const struct probe_talk_ops *ops;
+	struct probe_tcp *tcp;    /* until connected */
+	int fd;
+	sd_event_source *io;
+	char *in;                 /* TALK_LINE_MAX octets, once connected */
+	size_t in_len;
+	char *out;                /* queued, not yet sent */
+	size_t out_len, out_off;
+	int stage;                /* the protocol's own */
+	bool starttls;            /* smtp: the EHLO reply offers STARTTLS */
+};
+int probe_talk_new(struct probe_check *c, const struct probe_talk_ops *ops, const char *host,
+		   struct probe_talk **ret);
+/* Set c->impl to t first: connect may finish the check. */
+int probe_talk_connect(struct probe_talk *t, uint16_t port);
+/* Queue text to send; sent as soon as the socket takes it. */
+int probe_talk_send(struct probe_talk *t, const char *text);
+/* Best effort, now, and not waited for (a QUIT before the check finishes). */
+void probe_talk_bye(struct probe_talk *t, const char *text);
+void probe_talk_free(struct probe_talk *t);
+void probe_talk_expire(struct probe_check *c);
+void probe_talk_stop(struct probe_check *c);

@@ -56,7 +56,9 @@ int probe_curl_new(struct probe_check *c, const char *url, probe_curl_answered_f
 {
 	const struct cfg_check *cc = c->cfg;
 	struct probe_curl *pc;
-	long ms = (long)(c->budget_usec / USEC_PER_MSEC);
+	uint64_t spent = probe_now_usec() - c->start_usec;
+	/* What is left of the budget: smtp comes here after its own EHLO. */
+	long ms = (long)((c->budget_usec > spent ? c->budget_usec - spent : 0) / USEC_PER_MSEC);
 	char iface[300];
 	int r;
 

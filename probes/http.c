@@ -1,10 +1,20 @@
 /* http check: GET the URL, pass when the status is in expect (200-399 by
  * default). Redirects are not followed: a 3xx is the answer itself, which the
  * default range accepts, since it proves the server and the path to it work;
- * a range without 3xx makes a redirect a failed check. The body is not read. */
+ * a range without 3xx makes a redirect a failed check. The body is not read.
+ * A plain http:// URL without a proxy is asked on a socket of our own
+ * (talk.c): the status line is all the check reads. https, a proxy or
+ * credentials in the URL go to libcurl. */
 #include "config.h"
 
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
 #include "probes/check.h"
+
+enum { HTTP_STATUS, HTTP_INTERIM };
 
 static bool status_expected(const struct cfg_check *cc, long status)
 {
@@ -16,23 +26,34 @@ static bool status_expected(const struct cfg_check *cc, long status)
 	return false;
 }
 
+static void judge(struct probe_check *c, long status)
+{
+	if (status_expected(c->cfg, status))
+		probe_finish(c, PROBE_PASSED, "HTTP %ld", status);
+	else
+		probe_finish(c, PROBE_BAD_STATUS, "HTTP %ld", status);
+}
+
 static bool http_answered(struct probe_curl *pc, CURLcode res, long status)
 {
 	/* A write error after the headers is ours: on_body stops at the body. */
 	if (res != CURLE_OK && !(res == CURLE_WRITE_ERROR && pc->got_body))
 		return false;
-	if (status_expected(pc->check->cfg, status))
-		probe_finish(pc->check, PROBE_PASSED, "HTTP %ld", status);
-	else
-		probe_finish(pc->check, PROBE_BAD_STATUS, "HTTP %ld", status);
+	judge(pc->check, status);
 	return true;
 }
 
-static int http_start(struct probe_check *c)
+static const struct probe_ops http_curl_ops = {
+	.expire = probe_curl_expire,
+	.stop = probe_curl_stop,
+};
+
+static int http_curl_start(struct probe_check *c)
 {
 	struct probe_curl *pc;
 	int r;
 
+	c->ops = &http_curl_ops;
 	r = probe_curl_new(c, c->cfg->target, http_answered, &pc);
 	if (r < 0)
 		return r;
@@ -44,9 +65,141 @@ static int http_start(struct probe_check *c)
 	return probe_curl_go(pc);
 }
 
-const struct probe_ops probe_http_ops = {
-	.start = http_start,
-	.expire = probe_curl_expire,
-	.stop = probe_curl_stop,
+/* "HTTP/1.1 200 OK": the status, or -1 for what is not a status line. */
+static long parse_status(const char *line)
+{
+	const char *p = line;
+
+	if (strncmp(p, "HTTP/", 5) != 0)
+		return -1;
+	for (p += 5; (*p >= '0' && *p <= '9') || *p == '.'; p++)
+		;
+	if (*p != ' ' || p[1] < '1' || p[1] > '5' || p[2] < '0' || p[2] > '9' || p[3] < '0' ||
+	    p[3] > '9' || (p[4] != ' ' && p[4] != '\0'))
+		return -1;
+	return (p[1] - '0') * 100 + (p[2] - '0') * 10 + (p[3] - '0');
+}
+
+static int http_line(struct probe_talk *t, char *line, size_t len)
+{
+	struct probe_check *c = t->check;
+	long status;
+
+	if (t->stage == HTTP_INTERIM) {
+		/* The headers of a 1xx, up to the blank line: the real status follows. */
+		if (len == 0)
+			t->stage = HTTP_STATUS;
+		return 0;
+	}
+	status = parse_status(line);
+	if (status < 0) {
+		probe_finish(c, PROBE_PROTOCOL_ERROR, "not an HTTP status line: %.60s", line);
+		return 1;
+	}
+	if (status < 200) {
+		t->stage = HTTP_INTERIM;
+		return 0;
+	}
+	judge(c, status);
+	return 1;
+}
+
+static const char *http_waiting_for(const struct probe_talk *t)
+{
+	return "status line";
+}
+
+static const struct probe_talk_ops http_talk_ops = {
+	.line = http_line,
+	.waiting_for = http_waiting_for,
 };
 
+/* The parts of a plain URL: 0, or -EPROTONOSUPPORT for one libcurl must take. */
+struct plain_url {
+	char *host, *port, *path, *query;
+};
+
+static void plain_url_free(struct plain_url *u)
+{
+	curl_free(u->host);
+	curl_free(u->port);
+	curl_free(u->path);
+	curl_free(u->query);
+}
+
+static int plain_url(const char *target, struct plain_url *ret)
+{
+	CURLU *u = curl_url();
+	char *scheme = NULL, *user = NULL;
+	int r = -EPROTONOSUPPORT;
+
+	memset(ret, 0, sizeof *ret);
+	if (!u)
+		return -ENOMEM;
+	if (curl_url_set(u, CURLUPART_URL, target, 0) != CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK || strcmp(scheme, "http") ||
+	    curl_url_get(u, CURLUPART_USER, &user, 0) == CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_HOST, &ret->host, 0) != CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_PORT, &ret->port, CURLU_DEFAULT_PORT) != CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_PATH, &ret->path, 0) != CURLUE_OK)
+		goto out;
+	if (curl_url_get(u, CURLUPART_QUERY, &ret->query, 0) != CURLUE_OK)
+		ret->query = NULL;
+	/* A name that is not plain ASCII needs libcurl's IDN conversion. */
+	for (const char *p = ret->host; *p; p++)
+		if ((unsigned char)*p >= 0x80)
+			goto out;
+	r = 0;
+out:
+	curl_free(scheme);
+	curl_free(user);
+	curl_url_cleanup(u);
+	if (r < 0)
+		plain_url_free(ret);
+	return r;
+}
+
+static int http_talk_start(struct probe_check *c, struct plain_url *u)
+{
+	struct probe_talk *t;
+	char host[300], *req = NULL;
+	unsigned long port = strtoul(u->port, NULL, 10);
+	int r;
+
+	/* The Host header keeps an IPv6 literal's brackets; the resolver does not. */
+	snprintf(host, sizeof host, "%s", u->host[0] == '[' ? u->host + 1 : u->host);
+	host[strcspn(host, "]")] = '\0';
+	r = probe_talk_new(c, &http_talk_ops, host, &t);
+	if (r < 0)
+		return r;
+	c->impl = t;
+	if (asprintf(&req,
+		     "GET %s%s%s HTTP/1.1\r\nHost: %s%s%s\r\nUser-Agent: rerouter/" PACKAGE_VERSION
+		     "\r\nAccept: */*\r\nConnection: close\r\n\r\n",
+		     u->path, u->query ? "?" : "", u->query ? u->query : "", u->host,
+		     port == 80 ? "" : ":", port == 80 ? "" : u->port) < 0)
+		return -ENOMEM;
+	r = probe_talk_send(t, req);
+	free(req);
+	if (r < 0)
+		return r;
+	return probe_talk_connect(t, (uint16_t)port);
+}
+
+static int http_start(struct probe_check *c)
+{
+	struct plain_url u;
+	int r;
+
+	if (c->cfg->proxy || plain_url(c->cfg->target, &u) < 0)
+		return http_curl_start(c);
+	r = http_talk_start(c, &u);
+	plain_url_free(&u);
+	return r;
+}
+
+const struct probe_ops probe_http_ops = {
+	.start = http_start,
+	.expire = probe_talk_expire,
+	.stop = probe_talk_stop,
+};

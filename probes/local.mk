@@ -10,6 +10,7 @@ librerouter_la_SOURCES += \
 	probes/route.c \
 	probes/run.c \
 	probes/smtp.c \
+	probes/talk.c \
 	probes/tcp.c
 
 if HAVE_CHECK

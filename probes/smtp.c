@@ -1,18 +1,31 @@
 /* smtp check: connect, read the 220 greeting, EHLO (250), one NOOP, QUIT.
- * libcurl does the dialogue on the run's curl loop: an smtp:// URL with a
- * custom command and no MAIL FROM/RCPT TO makes it greet, EHLO, send the
- * command and quit. STARTTLS is used when the server offers it (verified like
- * any TLS); a server that does not offer it is still fine. curl falls back to
- * HELO when EHLO is refused: such a relay still answers and so still passes.
- * A 4xx/5xx greeting or answer is a bad status; silence times out. */
+ * We talk on a socket of our own (talk.c). EHLO refused (5xx) falls back to
+ * HELO: such a relay still answers and so still passes. A 4xx/5xx greeting
+ * or answer is a bad status; silence times out.
+ * STARTTLS is used when the server offers it (verified like any TLS): then
+ * we say QUIT and libcurl runs the whole dialogue again with STARTTLS on its
+ * own connection, as it does for a check through a proxy. libcurl does it
+ * with an smtp:// URL, a custom command and no MAIL FROM/RCPT TO: it greets,
+ * EHLOs, sends the command and quits. */
 #include "config.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "probes/check.h"
+
+enum { SMTP_GREETING, SMTP_EHLO, SMTP_HELO, SMTP_NOOP };
+
+/* The name a relay expects in EHLO: the host's own. */
+static void helo_name(char *buf, size_t size)
+{
+	if (gethostname(buf, size) < 0 || !buf[0] || strpbrk(buf, "/?#% "))
+		snprintf(buf, size, "localhost");
+	buf[size - 1] = '\0';
+}
 
 static bool smtp_answered(struct probe_curl *pc, CURLcode res, long status)
 {
@@ -29,20 +42,21 @@ static bool smtp_answered(struct probe_curl *pc, CURLcode res, long status)
 	return false;
 }
 
-static int smtp_start(struct probe_check *c)
+static const struct probe_ops smtp_curl_ops = {
+	.expire = probe_curl_expire,
+	.stop = probe_curl_stop,
+};
+
+static int smtp_curl_start(struct probe_check *c)
 {
 	const struct cfg_check *cc = c->cfg;
 	struct probe_curl *pc;
 	char url[512], helo[256];
 	int r;
 
-	if (!cc->host)
-		return -EINVAL;
-	/* The EHLO name is the URL's path; the host's own name is what a relay
-	 * expects to see. */
-	if (gethostname(helo, sizeof helo) < 0 || !helo[0] || strpbrk(helo, "/?#% "))
-		snprintf(helo, sizeof helo, "localhost");
-	helo[sizeof helo - 1] = '\0';
+	c->ops = &smtp_curl_ops;
+	/* The EHLO name is the URL's path. */
+	helo_name(helo, sizeof helo);
 	snprintf(url, sizeof url, strchr(cc->host, ':') ? "smtp://[%s]:%u/%s" : "smtp://%s:%u/%s",
 		 cc->host, cc->port, helo);
 	r = probe_curl_new(c, url, smtp_answered, &pc);
@@ -58,8 +72,127 @@ static int smtp_start(struct probe_check *c)
 	return probe_curl_go(pc);
 }
 
+/* Our QUIT, then libcurl from the start, with STARTTLS. */
+static int hand_to_curl(struct probe_talk *t)
+{
+	struct probe_check *c = t->check;
+	int r;
+
+	probe_talk_bye(t, "QUIT\r\n");
+	probe_talk_free(t);
+	c->impl = NULL;
+	r = smtp_curl_start(c);
+	if (r < 0)
+		probe_finish(c, PROBE_ERROR, "cannot start TLS: %s", strerror(-r));
+	return 1;
+}
+
+static int say(struct probe_talk *t, int stage, const char *what)
+{
+	char line[300];
+	int r;
+
+	if (strcmp(what, "EHLO") == 0 || strcmp(what, "HELO") == 0) {
+		char helo[256];
+
+		helo_name(helo, sizeof helo);
+		snprintf(line, sizeof line, "%s %s\r\n", what, helo);
+	} else
+		snprintf(line, sizeof line, "%s\r\n", what);
+	r = probe_talk_send(t, line);
+	if (r < 0) {
+		probe_finish(t->check, PROBE_ERROR, "%s", strerror(-r));
+		return 1;
+	}
+	t->stage = stage;
+	return 0;
+}
+
+/* The last line of a reply, code its number, text what follows it. */
+static int smtp_reply(struct probe_talk *t, int code, const char *text)
+{
+	struct probe_check *c = t->check;
+
+	switch (t->stage) {
+	case SMTP_GREETING:
+		if (code == 220)
+			return say(t, SMTP_EHLO, "EHLO");
+		break;
+	case SMTP_EHLO:
+		if (code / 100 == 2)
+			return t->starttls ? hand_to_curl(t) : say(t, SMTP_NOOP, "NOOP");
+		if (code / 100 == 5)
+			return say(t, SMTP_HELO, "HELO");
+		break;
+	case SMTP_HELO:
+		if (code / 100 == 2)
+			return say(t, SMTP_NOOP, "NOOP");
+		break;
+	default:
+		if (code / 100 == 2) {
+			probe_talk_bye(t, "QUIT\r\n");
+			probe_finish(c, PROBE_PASSED, "SMTP %d after EHLO", code);
+			return 1;
+		}
+		break;
+	}
+	probe_finish(c, code >= 400 ? PROBE_BAD_STATUS : PROBE_PROTOCOL_ERROR, "SMTP %d: %.80s",
+		     code, text);
+	return 1;
+}
+
+static int smtp_line(struct probe_talk *t, char *line, size_t len)
+{
+	int code;
+
+	/* "250-STARTTLS", "250 OK", "220": three digits, then '-' for more. */
+	if (len < 3 || line[0] < '1' || line[0] > '5' || line[1] < '0' || line[1] > '9' ||
+	    line[2] < '0' || line[2] > '9' || (line[3] && line[3] != ' ' && line[3] != '-')) {
+		probe_finish(t->check, PROBE_PROTOCOL_ERROR, "not an SMTP reply: %.60s", line);
+		return 1;
+	}
+	code = (line[0] - '0') * 100 + (line[1] - '0') * 10 + (line[2] - '0');
+	if (t->stage == SMTP_EHLO && len >= 12 && strncasecmp(line + 4, "STARTTLS", 8) == 0 &&
+	    (line[12] == '\0' || line[12] == ' '))
+		t->starttls = true;
+	if (line[3] == '-')
+		return 0;
+	return smtp_reply(t, code, len > 4 ? line + 4 : "");
+}
+
+static const char *smtp_waiting_for(const struct probe_talk *t)
+{
+	switch (t->stage) {
+	case SMTP_GREETING: return "greeting";
+	case SMTP_EHLO: return "EHLO reply";
+	case SMTP_HELO: return "HELO reply";
+	default: return "NOOP reply";
+	}
+}
+
+static const struct probe_talk_ops smtp_talk_ops = {
+	.line = smtp_line,
+	.waiting_for = smtp_waiting_for,
+};
+
+static int smtp_start(struct probe_check *c)
+{
+	struct probe_talk *t;
+	int r;
+
+	if (!c->cfg->host)
+		return -EINVAL;
+	if (c->cfg->proxy)
+		return smtp_curl_start(c);
+	r = probe_talk_new(c, &smtp_talk_ops, c->cfg->host, &t);
+	if (r < 0)
+		return r;
+	c->impl = t;
+	return probe_talk_connect(t, c->cfg->port);
+}
+
 const struct probe_ops probe_smtp_ops = {
 	.start = smtp_start,
-	.expire = probe_curl_expire,
-	.stop = probe_curl_stop,
+	.expire = probe_talk_expire,
+	.stop = probe_talk_stop,
 };

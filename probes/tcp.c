@@ -1,5 +1,6 @@
 /* tcp check: a non-blocking connect watched on the loop (relayd check_tcp.c).
- * Pass on an established connection. The resolved addresses are raced as in
+ * Pass on an established connection; or, for the plain-text dialogues of
+ * http and smtp checks (talk.c), hand the connected socket on. The resolved addresses are raced as in
  * Happy Eyeballs (RFC 8305): families interleaved, the next address started
  * 250 ms after the previous one (at once when it fails), every socket kept
  * until one connects or all have failed; the first to connect wins. So a
@@ -21,13 +22,16 @@
 #define TCP_STAGGER_USEC (250 * USEC_PER_MSEC)
 
 struct tcp_attempt {
-	struct tcp *tcp;
+	struct probe_tcp *tcp;
 	int fd;
 	sd_event_source *io;
 };
 
-struct tcp {
+struct probe_tcp {
 	struct probe_check *check;
+	probe_tcp_connected_fn connected; /* NULL: the tcp check, which passes here */
+	void *userdata;
+	char *host;
 	struct probe_resolve *resolve;
 	struct addrinfo *ai;
 	struct addrinfo **order;     /* the addresses, families interleaved */
@@ -91,13 +95,14 @@ int probe_source_family(const struct cfg_check *cc)
 	return ss.ss_family;
 }
 
-static void tcp_next(struct tcp *t);
+static void tcp_next(struct probe_tcp *t);
+static void tcp_won(struct probe_tcp *t, struct tcp_attempt *a);
 
 /* An attempt failed (why: NULL, or what route.c said): start the next
  * address now, or give up when none is left and none is in flight. */
 static void attempt_failed_why(struct tcp_attempt *a, int err, const char *why)
 {
-	struct tcp *t = a->tcp;
+	struct probe_tcp *t = a->tcp;
 
 	t->last_err = err;
 	snprintf(t->last_why, sizeof t->last_why, "%s", why ? why : "");
@@ -116,6 +121,22 @@ static void attempt_failed(struct tcp_attempt *a, int err)
 	attempt_failed_why(a, err, NULL);
 }
 
+/* The first attempt to connect wins; the others are closed by whoever frees t
+ * (tcp_stop(), or the dialogue that takes the socket). t may be gone after. */
+static void tcp_won(struct probe_tcp *t, struct tcp_attempt *a)
+{
+	int fd = a->fd;
+
+	if (!t->connected) {
+		probe_finish(t->check, PROBE_PASSED, "connected");
+		return;
+	}
+	a->io = sd_event_source_disable_unref(a->io);
+	a->fd = -1;
+	t->in_flight--;
+	t->connected(t->userdata, fd);
+}
+
 static int on_connect(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 {
 	struct tcp_attempt *a = userdata;
@@ -125,8 +146,7 @@ static int on_connect(sd_event_source *s, int fd, uint32_t revents, void *userda
 	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
 		err = errno;
 	if (err == 0) {
-		/* The others are closed by tcp_stop(). */
-		probe_finish(a->tcp->check, PROBE_PASSED, "connected");
+		tcp_won(a->tcp, a);
 		return 0;
 	}
 	attempt_failed(a, err);
@@ -135,7 +155,7 @@ static int on_connect(sd_event_source *s, int fd, uint32_t revents, void *userda
 
 static int on_stagger(sd_event_source *s, uint64_t usec, void *userdata)
 {
-	struct tcp *t = userdata;
+	struct probe_tcp *t = userdata;
 
 	if (t->next < t->n)
 		tcp_next(t);
@@ -143,7 +163,7 @@ static int on_stagger(sd_event_source *s, uint64_t usec, void *userdata)
 }
 
 /* Start the next address; arm the timer that starts the one after it. */
-static void tcp_next(struct tcp *t)
+static void tcp_next(struct probe_tcp *t)
 {
 	struct probe_check *c = t->check;
 	struct tcp_attempt *a;
@@ -171,7 +191,7 @@ static void tcp_next(struct tcp *t)
 	}
 	t->in_flight++;
 	if (connect(a->fd, ai->ai_addr, ai->ai_addrlen) == 0) {
-		probe_finish(c, PROBE_PASSED, "connected");
+		tcp_won(t, a);
 		return;
 	}
 	if (errno != EINPROGRESS) {
@@ -198,7 +218,7 @@ static void tcp_next(struct tcp *t)
 
 /* Take the addresses in turns of family (RFC 8305 4), keeping the resolver's
  * order within each family. */
-static int tcp_begin(struct tcp *t)
+static int tcp_begin(struct probe_tcp *t)
 {
 	struct addrinfo *p, *other;
 	size_t n = 0, k = 0;
@@ -243,12 +263,12 @@ static int tcp_begin(struct tcp *t)
 
 static void on_resolved(int gai_err, struct addrinfo *ai, void *userdata)
 {
-	struct tcp *t = userdata;
+	struct probe_tcp *t = userdata;
 	int r;
 
 	t->resolve = NULL;
 	if (gai_err) {
-		probe_finish(t->check, PROBE_DNS_FAILURE, "%s: %s", t->check->cfg->host,
+		probe_finish(t->check, PROBE_DNS_FAILURE, "%s: %s", t->host,
 			     gai_strerror(gai_err));
 		return;
 	}
@@ -258,41 +278,51 @@ static void on_resolved(int gai_err, struct addrinfo *ai, void *userdata)
 		probe_finish(t->check, PROBE_ERROR, "%s", strerror(-r));
 }
 
-static int tcp_start(struct probe_check *c)
+int probe_tcp_new(struct probe_check *c, const char *host, probe_tcp_connected_fn connected,
+		  void *userdata, struct probe_tcp **ret)
 {
-	struct tcp *t;
-	int family = probe_source_family(c->cfg);
+	struct probe_tcp *t;
 
+	if (!host)
+		return -EINVAL;
 	t = calloc(1, sizeof *t);
 	if (!t)
 		return -ENOMEM;
+	t->host = strdup(host);
+	if (!t->host) {
+		free(t);
+		return -ENOMEM;
+	}
 	t->check = c;
+	t->connected = connected;
+	t->userdata = userdata;
 	t->last_err = ETIMEDOUT;
-	c->impl = t;
-	if (!c->cfg->host)
-		return -EINVAL;
-	if (probe_resolve_numeric(c->cfg->host, c->cfg->port, family, &t->ai) == 0)
-		return tcp_begin(t);
-	return probe_resolve_start(c->event, c->cfg->host, c->cfg->port, family, on_resolved, t,
-				   &t->resolve);
+	*ret = t;
+	return 0;
 }
 
-static void tcp_expire(struct probe_check *c)
+int probe_tcp_begin(struct probe_tcp *t, uint16_t port)
 {
-	struct tcp *t = c->impl;
+	struct probe_check *c = t->check;
+	int family = probe_source_family(c->cfg);
 
+	if (probe_resolve_numeric(t->host, port, family, &t->ai) == 0)
+		return tcp_begin(t);
+	return probe_resolve_start(c->event, t->host, port, family, on_resolved, t, &t->resolve);
+}
+
+void probe_tcp_expire(struct probe_check *c, struct probe_tcp *t)
+{
 	if (t->resolve)
-		probe_finish(c, PROBE_DNS_TIMEOUT, "%s not resolved in %llu ms", c->cfg->host,
+		probe_finish(c, PROBE_DNS_TIMEOUT, "%s not resolved in %llu ms", t->host,
 			     (unsigned long long)(c->budget_usec / USEC_PER_MSEC));
 	else
 		probe_finish(c, PROBE_TIMEOUT, "no connection in %llu ms",
 			     (unsigned long long)(c->budget_usec / USEC_PER_MSEC));
 }
 
-static void tcp_stop(struct probe_check *c)
+void probe_tcp_free(struct probe_tcp *t)
 {
-	struct tcp *t = c->impl;
-
 	if (!t)
 		return;
 	probe_resolve_cancel(t->resolve);
@@ -303,7 +333,30 @@ static void tcp_stop(struct probe_check *c)
 	free(t->order);
 	if (t->ai)
 		freeaddrinfo(t->ai);
+	free(t->host);
 	free(t);
+}
+
+static int tcp_start(struct probe_check *c)
+{
+	struct probe_tcp *t;
+	int r = probe_tcp_new(c, c->cfg->host, NULL, NULL, &t);
+
+	if (r < 0)
+		return r;
+	/* Before begin, which may finish the check, and stop() frees c->impl. */
+	c->impl = t;
+	return probe_tcp_begin(t, c->cfg->port);
+}
+
+static void tcp_expire(struct probe_check *c)
+{
+	probe_tcp_expire(c, c->impl);
+}
+
+static void tcp_stop(struct probe_check *c)
+{
+	probe_tcp_free(c->impl);
 }
 
 const struct probe_ops probe_tcp_ops = {

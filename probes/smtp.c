@@ -17,7 +17,7 @@
 
 #include "probes/check.h"
 
-enum { SMTP_GREETING, SMTP_EHLO, SMTP_HELO, SMTP_NOOP };
+enum { SMTP_GREETING, SMTP_EHLO, SMTP_HELO, SMTP_NOOP, SMTP_NOOP_AFTER_HELO };
 
 /* The name a relay expects in EHLO: the host's own. */
 static void helo_name(char *buf, size_t size)
@@ -126,12 +126,13 @@ static int smtp_reply(struct probe_talk *t, int code, const char *text)
 		break;
 	case SMTP_HELO:
 		if (code / 100 == 2)
-			return say(t, SMTP_NOOP, "NOOP");
+			return say(t, SMTP_NOOP_AFTER_HELO, "NOOP");
 		break;
 	default:
 		if (code / 100 == 2) {
 			probe_talk_bye(t, "QUIT\r\n");
-			probe_finish(c, PROBE_PASSED, "SMTP %d after EHLO", code);
+			probe_finish(c, PROBE_PASSED, "SMTP %d after %s", code,
+				     t->stage == SMTP_NOOP ? "EHLO" : "HELO");
 			return 1;
 		}
 		break;

@@ -102,7 +102,10 @@ in_wan python3 "$PEERS" http500 $TGT 20081 >"$T/http500.log" 2>&1 &
 in_wan smtp-sink -u nobody $TGT:20025 50 >"$T/sink.log" 2>&1 &
 in_wan python3 "$PEERS" smtp421 $TGT 20026 >"$T/smtp421.log" 2>&1 &
 in_wan python3 "$PEERS" silent $TGT 20027 >"$T/silent.log" 2>&1 &
-for p in 20080 20180 20081 20025 20026 20027; do
+in_wan python3 "$PEERS" hangup $TGT 20028 >"$T/hangup.log" 2>&1 &
+in_wan python3 "$PEERS" http103 $TGT 20082 >"$T/http103.log" 2>&1 &
+in_wan python3 "$PEERS" smtphelo $TGT 20029 >"$T/smtphelo.log" 2>&1 &
+for p in 20080 20180 20081 20025 20026 20027 20028 20082 20029; do
 	wait_for "a listener on port $p" listening $WAN $p
 done
 # Fresh links drop their first packets while neighbours are found: wait until
@@ -192,6 +195,9 @@ echo "== every type against live and dead peers (both links up)"
 	check http6-200 http "http://[fd00:231:1::2]:20180/"
 	check http-500 http http://$TGT:20081/
 	check http-hole http http://$HOLE:20080/
+	check http-103 http http://$TGT:20082/
+	check http-smtp http http://$TGT:20025/
+	check http-hangup http http://$TGT:20028/
 	check tcp-open tcp $TGT:20080
 	check tcp-closed tcp $TGT:20099
 	check tcp-hole tcp $HOLE:20080
@@ -199,6 +205,7 @@ echo "== every type against live and dead peers (both links up)"
 	check smtp-421 smtp $TGT:20026
 	check smtp-silent smtp $TGT:20027
 	check smtp-hole smtp $HOLE:25
+	check smtp-helo smtp $TGT:20029
 	check backup-web http http://$TGT:20080/ role=backup
 } >"$T/live.conf"
 if "$RRD" --check-config -c "$T/live.conf" 2>&1 | grep -q "not implemented"; then
@@ -221,6 +228,14 @@ expect live http-200 PASS
 expect live http6-200 PASS
 expect live http-500 FAIL "bad status"
 expect live http-hole FAIL timeout
+# Our own HTTP dialogue (talk.c): an interim 1xx is skipped, a peer that
+# speaks another protocol or hangs up is a protocol error.
+expect live http-103 PASS
+expect live http-smtp FAIL "protocol error"
+expect live http-hangup FAIL "protocol error"
+grep -q "^http-hangup .*connection closed before the status line" "$T/live.out" &&
+	echo "ok: http-hangup says where the connection ended" ||
+	{ echo "FAIL: http-hangup reason"; failures=$((failures + 1)); }
 expect live tcp-open PASS
 expect live tcp-closed FAIL refused
 expect live tcp-hole FAIL timeout
@@ -228,9 +243,10 @@ expect live smtp-sink PASS
 expect live smtp-421 FAIL "bad status"
 expect live smtp-silent FAIL timeout
 expect live smtp-hole FAIL timeout
+expect live smtp-helo PASS
 grep -q "^backup-web (backup) " "$T/live.out" && echo "ok: backup check marked" ||
 	{ echo "FAIL: backup check not marked"; failures=$((failures + 1)); }
-grep -q "^run FAILED (9 of 16 checks failed)$" "$T/live.out" && echo "ok: verdict counts link checks" ||
+grep -q "^run FAILED (11 of 20 checks failed)$" "$T/live.out" && echo "ok: verdict counts link checks" ||
 	{ echo "FAIL: verdict"; failures=$((failures + 1)); }
 for c in http-hole tcp-hole smtp-hole smtp-silent; do
 	echo "figure: $c (timeout 1000 ms) ended after $(ms_of live $c) ms"

@@ -124,21 +124,40 @@ CA=ca_file=$T/testca.pem
 	check hidden-direct http http://$HIDDEN:21080/
 	check via-proxy http http://$HIDDEN:21080/via-proxy proxy=http://$TGT:21128
 	check via-connect http https://$HIDDEN:21443/via-connect proxy=http://$TGT:21128 "$CA"
+	check proxy-refused http http://$HIDDEN:21080/ proxy=http://$TGT:21129
+	# By name (from the hosts file below): the DNS entry of the certificate.
+	check https-name http https://$NAME:21443/by-name "$CA"
+	check https-alias http https://alias.rr-tl.test:21443/by-alias "$CA"
 } >"$T/tls.conf"
+printf '127.0.0.1 localhost\n::1 localhost\n%s %s alias.rr-tl.test\n' $TGT $NAME >"$T/hosts"
+printf 'hosts: files\n' >"$T/nsswitch.conf"
 
-rr_step "rerouterd --once"
-set +e
-in_hub "$RRD" --once -c "$T/tls.conf" >"$T/tls.out" 2>"$T/tls.err"
-rc=$?
-set -e
-cat "$T/tls.out" >&2
-[ -s "$T/tls.err" ] && sed 's/^/stderr: /' "$T/tls.err" >&2
-rr_expect_eq "rerouterd --once exits 1 (a run with failed checks)" 1 "$rc"
+# once RUN CONF [COMMAND PREFIX...]: rerouterd --once in the hub, its table
+# in $T/RUN.out; sets rc.
+once() {
+	local run=$1 conf=$2
+	shift 2
+	set +e
+	in_hub "$@" "$RRD" --once -c "$conf" >"$T/$run.out" 2>"$T/$run.err"
+	rc=$?
+	set -e
+	cat "$T/$run.out" >&2
+	[ -s "$T/$run.err" ] && sed 's/^/stderr: /' "$T/$run.err" >&2
+	return 0
+}
 
-# expect CHECK PASS|FAIL [OUTCOME]: the check's line in the table.
+rr_step "rerouterd --once (the hosts file bound in a mount namespace of its own)"
+# shellcheck disable=SC2016
+once tls "$T/tls.conf" unshare -m --propagation private sh -c '
+	mount --bind "$0/hosts" /etc/hosts &&
+	mount --bind "$0/nsswitch.conf" /etc/nsswitch.conf && exec "$@"' "$T"
+rr_expect_eq "rerouterd --once exits 1 (a run with failed checks)" 1 "$rc" || true
+
+# expect CHECK PASS|FAIL [OUTCOME]: the check's line in the table of run $RUN.
+RUN=tls
 expect() {
 	local line res rest
-	line=$(awk -v n="$1" '$1 == n' "$T/tls.out")
+	line=$(awk -v n="$1" '$1 == n' "$T/$RUN.out")
 	if [ -z "$line" ]; then
 		rr_fail "$1: no line in the output"
 		return
@@ -163,13 +182,16 @@ expect smtp-drop FAIL "tls error"
 expect hidden-direct FAIL
 expect via-proxy PASS
 expect via-connect PASS
+expect proxy-refused FAIL refused
+expect https-name PASS
+expect https-alias FAIL "tls error"
 
 rr_step "what the servers saw"
 sed 's/^/peers: /' "$LOG" >&2
 # saw DESCRIPTION REGEX: a line of the servers' log.
 saw() { rr_check "$1" grep -Eq "$2" "$LOG"; }
 # seen COUNT DESCRIPTION REGEX: that many lines of the servers' log match.
-seen() { rr_expect_eq "$2" "$1" "$(grep -Ec "$3" "$LOG")"; }
+seen() { rr_expect_eq "$2" "$1" "$(grep -Ec "$3" "$LOG")" || true; }
 H='10\.231\.120\.1'
 # Two checks reach each of these servers; only the one that verifies sends.
 seen 1 "https-good: one GET (https-system's verification failed first)" "^https-good $H: GET /$"
@@ -191,6 +213,25 @@ seen 1 "the proxy forwarded the GET" "^proxy $H: GET http://$HIDDEN:21080/via-pr
 seen 1 "the hidden server got it from the proxy" "^hidden-http [0-9.]+: GET /via-proxy$"
 seen 1 "the proxy tunnelled the CONNECT" "^proxy $H: CONNECT $HIDDEN:21443$"
 seen 1 "the hidden HTTPS server got it through the tunnel" "^hidden-https [0-9.]+: GET /via-connect$"
+seen 1 "https-name: GET by name" "^https-good $H: GET /by-name$"
+seen 0 "https-alias: no GET (the name is not the certificate's)" "^https-good $H: GET /by-alias$"
+
+rr_step "proxy = none: the proxy variables of the environment are ignored"
+{
+	printf '[agent]\ninterval = 1m\nfailed_checks = 1\n'
+	check env-http http http://$HIDDEN:21080/env
+	check env-https http https://$HIDDEN:21443/env "$CA"
+} >"$T/env.conf"
+P=http://$TGT:21128
+connects=$(grep -c "^proxy .*: CONNECT " "$LOG")
+once env "$T/env.conf" env http_proxy=$P HTTP_PROXY=$P https_proxy=$P HTTPS_PROXY=$P \
+	all_proxy=$P ALL_PROXY=$P no_proxy= NO_PROXY=
+RUN=env
+expect env-http FAIL unreachable
+expect env-https FAIL unreachable
+seen 0 "the proxy saw no GET of that run" "^proxy .*: GET .*/env$"
+seen "$connects" "nor a CONNECT" "^proxy .*: CONNECT "
+
 rr_info "detail of smtp-drop: $(awk '$1 == "smtp-drop"' "$T/tls.out")"
 
 if [ "$RR_FAILURES" -ne 0 ]; then

@@ -21,7 +21,7 @@ tests_unit_check_probes_CFLAGS = $(CHECK_TEST_CFLAGS)
 tests_unit_check_probes_LDADD = $(CHECK_TEST_LIBS)
 endif
 
-dist_noinst_SCRIPTS += tests/probes/test-probes.sh
-EXTRA_DIST += tests/probes/peers.py
+dist_noinst_SCRIPTS += tests/probes/test-probes.sh tests/probes/test-tls.sh
+EXTRA_DIST += tests/probes/peers.py tests/probes/tlspeers.py
 # Not part of the suite: a benchmark that reports figures (tests/run --report).
 EXTRA_DIST += tests/bench/bench-probes.sh tests/bench/bench-failover.sh

@@ -167,7 +167,12 @@ static const char *check_host(const struct probe_check *c, char *buf, size_t siz
 
 static const char *why(struct probe_curl *pc, CURLcode res)
 {
-	return pc->errbuf[0] ? pc->errbuf : curl_easy_strerror(res);
+	size_t n = strlen(pc->errbuf);
+
+	/* Some of curl's texts end in a space ("... in connection to HOST:PORT "). */
+	while (n && (pc->errbuf[n - 1] == ' ' || pc->errbuf[n - 1] == '\n'))
+		pc->errbuf[--n] = '\0';
+	return n ? pc->errbuf : curl_easy_strerror(res);
 }
 
 static void on_done(CURL *easy, CURLcode res, void *userdata)

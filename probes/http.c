@@ -3,8 +3,8 @@
  * default range accepts, since it proves the server and the path to it work;
  * a range without 3xx makes a redirect a failed check. The body is not read.
  * A plain http:// URL without a proxy is asked on a socket of our own
- * (talk.c): the status line is all the check reads. https, a proxy or
- * credentials in the URL go to libcurl. */
+ * (talk.c): the status line is all the check reads. https or a proxy go
+ * to libcurl. (The configuration refuses credentials and zones in URLs.) */
 #include "config.h"
 
 #include <errno.h>
@@ -114,7 +114,7 @@ static const struct probe_talk_ops http_talk_ops = {
 	.waiting_for = http_waiting_for,
 };
 
-/* The parts of a plain URL: 0, or -EPROTONOSUPPORT for one libcurl must take. */
+/* The parts of a plain http:// URL; -EPROTONOSUPPORT for one libcurl must take. */
 struct plain_url {
 	char *host, *port, *path, *query;
 };
@@ -130,7 +130,7 @@ static void plain_url_free(struct plain_url *u)
 static int plain_url(const char *target, struct plain_url *ret)
 {
 	CURLU *u = curl_url();
-	char *scheme = NULL, *user = NULL;
+	char *scheme = NULL;
 	int r = -EPROTONOSUPPORT;
 
 	memset(ret, 0, sizeof *ret);
@@ -138,7 +138,6 @@ static int plain_url(const char *target, struct plain_url *ret)
 		return -ENOMEM;
 	if (curl_url_set(u, CURLUPART_URL, target, 0) != CURLUE_OK ||
 	    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK || strcmp(scheme, "http") ||
-	    curl_url_get(u, CURLUPART_USER, &user, 0) == CURLUE_OK ||
 	    curl_url_get(u, CURLUPART_HOST, &ret->host, 0) != CURLUE_OK ||
 	    curl_url_get(u, CURLUPART_PORT, &ret->port, CURLU_DEFAULT_PORT) != CURLUE_OK ||
 	    curl_url_get(u, CURLUPART_PATH, &ret->path, 0) != CURLUE_OK)
@@ -152,7 +151,6 @@ static int plain_url(const char *target, struct plain_url *ret)
 	r = 0;
 out:
 	curl_free(scheme);
-	curl_free(user);
 	curl_url_cleanup(u);
 	if (r < 0)
 		plain_url_free(ret);

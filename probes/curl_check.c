@@ -51,6 +51,36 @@ static curl_socket_t on_opensocket(void *userdata, curlsocktype purpose, struct 
 	return socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
 }
 
+/* The way out the check names: proxy (or none, whatever the environment
+ * says), source, mark, and route.c's verdict on each address. */
+static void set_path(struct probe_curl *pc)
+{
+	const struct cfg_check *cc = pc->check->cfg;
+	CURL *e = pc->easy;
+	char iface[300];
+
+	if (cc->proxy) {
+		curl_easy_setopt(e, CURLOPT_PROXY, cc->proxy);
+		/* Nothing from the environment, no_proxy included. */
+		curl_easy_setopt(e, CURLOPT_NOPROXY, "");
+	} else {
+		/* proxy = none: ignore http_proxy, https_proxy, all_proxy, no_proxy. */
+		curl_easy_setopt(e, CURLOPT_PROXY, "");
+		curl_easy_setopt(e, CURLOPT_NOPROXY, "*");
+	}
+	if (cc->source) {
+		snprintf(iface, sizeof iface, "%s!%s", cc->source_is_ifname ? "if" : "host",
+			 cc->source);
+		curl_easy_setopt(e, CURLOPT_INTERFACE, iface);
+	}
+	curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, on_opensocket);
+	curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, pc);
+	if (cc->has_mark) {
+		curl_easy_setopt(e, CURLOPT_SOCKOPTFUNCTION, on_sockopt);
+		curl_easy_setopt(e, CURLOPT_SOCKOPTDATA, pc);
+	}
+}
+
 int probe_curl_new(struct probe_check *c, const char *url, probe_curl_answered_fn answered,
 		   struct probe_curl **ret)
 {
@@ -59,7 +89,6 @@ int probe_curl_new(struct probe_check *c, const char *url, probe_curl_answered_f
 	uint64_t spent = probe_now_usec() - c->start_usec;
 	/* What is left of the budget: smtp comes here after its own EHLO. */
 	long ms = (long)((c->budget_usec > spent ? c->budget_usec - spent : 0) / USEC_PER_MSEC);
-	char iface[300];
 	int r;
 
 	pc = calloc(1, sizeof *pc);
@@ -112,26 +141,7 @@ int probe_curl_new(struct probe_check *c, const char *url, probe_curl_answered_f
 	 * of hundreds of checks. 1 KiB is curl's minimum; header lines longer
 	 * than that are gathered by curl in a buffer of their own. */
 	curl_easy_setopt(e, CURLOPT_BUFFERSIZE, (long)RECV_BUFFER);
-	if (cc->proxy) {
-		curl_easy_setopt(e, CURLOPT_PROXY, cc->proxy);
-		/* Nothing from the environment, no_proxy included. */
-		curl_easy_setopt(e, CURLOPT_NOPROXY, "");
-	} else {
-		/* proxy = none: ignore http_proxy, https_proxy, all_proxy, no_proxy. */
-		curl_easy_setopt(e, CURLOPT_PROXY, "");
-		curl_easy_setopt(e, CURLOPT_NOPROXY, "*");
-	}
-	if (cc->source) {
-		snprintf(iface, sizeof iface, "%s!%s", cc->source_is_ifname ? "if" : "host",
-			 cc->source);
-		curl_easy_setopt(e, CURLOPT_INTERFACE, iface);
-	}
-	curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, on_opensocket);
-	curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, pc);
-	if (cc->has_mark) {
-		curl_easy_setopt(e, CURLOPT_SOCKOPTFUNCTION, on_sockopt);
-		curl_easy_setopt(e, CURLOPT_SOCKOPTDATA, pc);
-	}
+	set_path(pc);
 	*ret = pc;
 	return 0;
 fail:

@@ -160,7 +160,10 @@ struct probe_talk {
 	char *out;                /* queued, not yet sent */
 	size_t out_len, out_off;
 	int stage;                /* the protocol's own */
+	int code;                 /* http: the status, until the headers end */
 	bool starttls;            /* smtp: the EHLO reply offers STARTTLS */
+	bool drop_long;           /* a line too long for in is dropped (http headers), not an error */
+	bool dropping;            /* in the middle of such a line */
 };
 int probe_talk_new(struct probe_check *c, const struct probe_talk_ops *ops, const char *host,
 		   struct probe_talk **ret);

@@ -3,7 +3,8 @@
  * default range accepts, since it proves the server and the path to it work;
  * a range without 3xx makes a redirect a failed check. The body is not read.
  * A plain http:// URL without a proxy is asked on a socket of our own
- * (talk.c): the status line is all the check reads. https or a proxy go
+ * (talk.c): the status line and the end of the headers are all the check
+ * reads (a response whose headers never end times out). https or a proxy go
  * to libcurl. (The configuration refuses credentials and zones in URLs.) */
 #include "config.h"
 
@@ -14,7 +15,7 @@
 
 #include "probes/check.h"
 
-enum { HTTP_STATUS, HTTP_INTERIM };
+enum { HTTP_STATUS, HTTP_HEADERS };
 
 static bool status_expected(const struct cfg_check *cc, long status)
 {
@@ -85,28 +86,32 @@ static int http_line(struct probe_talk *t, char *line, size_t len)
 	struct probe_check *c = t->check;
 	long status;
 
-	if (t->stage == HTTP_INTERIM) {
-		/* The headers of a 1xx, up to the blank line: the real status follows. */
-		if (len == 0)
-			t->stage = HTTP_STATUS;
-		return 0;
+	if (t->stage == HTTP_HEADERS) {
+		/* A response counts once its headers end; a 1xx is followed by the real one. */
+		if (len)
+			return 0;
+		t->stage = HTTP_STATUS;
+		t->drop_long = false;
+		if (t->code < 200)
+			return 0;
+		judge(c, t->code);
+		return 1;
 	}
 	status = parse_status(line);
 	if (status < 0) {
 		probe_finish(c, PROBE_PROTOCOL_ERROR, "not an HTTP status line: %.60s", line);
 		return 1;
 	}
-	if (status < 200) {
-		t->stage = HTTP_INTERIM;
-		return 0;
-	}
-	judge(c, status);
-	return 1;
+	t->code = (int)status;
+	t->stage = HTTP_HEADERS;
+	/* Header lines may be long (cookies); they are not read, only passed. */
+	t->drop_long = true;
+	return 0;
 }
 
 static const char *http_waiting_for(const struct probe_talk *t)
 {
-	return "status line";
+	return t->stage == HTTP_HEADERS ? "end of the headers" : "status line";
 }
 
 static const struct probe_talk_ops http_talk_ops = {

@@ -56,10 +56,11 @@ int probe_talk_send(struct probe_talk *t, const char *text)
 
 	if (t->out_off == t->out_len)
 		t->out_off = t->out_len = 0;
-	out = realloc(t->out, t->out_len + n);
+	/* With its NUL, which out_len does not count. */
+	out = realloc(t->out, t->out_len + n + 1);
 	if (!out)
 		return -ENOMEM;
-	memcpy(out + t->out_len, text, n);
+	memcpy(out + t->out_len, text, n + 1);
 	t->out = out;
 	t->out_len += n;
 	/* The loop writes it: a failure is then the loop's to report, not the caller's. */
@@ -104,18 +105,26 @@ static int cut_lines(struct probe_talk *t)
 
 	while ((nl = memchr(start, '\n', left))) {
 		size_t len = (size_t)(nl - start);
+		bool dropped = t->dropping;
 
 		*nl = '\0';
 		if (len && start[len - 1] == '\r')
 			start[--len] = '\0';
 		left -= (size_t)(nl + 1 - start);
-		if (t->ops->line(t, start, len))
+		t->dropping = false;
+		/* The end of a line too long to keep is not a line of its own. */
+		if (!dropped && t->ops->line(t, start, len))
 			return 1;
 		start = nl + 1;
 	}
 	memmove(t->in, start, left);
 	t->in_len = left;
 	if (t->in_len == TALK_LINE_MAX - 1) {
+		if (t->drop_long) {
+			t->in_len = 0;
+			t->dropping = true;
+			return 0;
+		}
 		probe_finish(t->check, PROBE_PROTOCOL_ERROR, "a line of over %d octets",
 			     TALK_LINE_MAX - 2);
 		return 1;

@@ -6,6 +6,7 @@
   peers.py silent  ADDR PORT   accepts TCP connections and never says a word
   peers.py hangup  ADDR PORT   accepts TCP connections and closes them at once
   peers.py http103 ADDR PORT   an HTTP server that sends 103 Early Hints, then 200
+  peers.py httplong ADDR PORT  an HTTP 200 with a header line of 6 KiB (a big cookie)
   peers.py smtphelo ADDR PORT  an SMTP server that refuses EHLO (502) and takes HELO
   peers.py dnsdrop ADDR PORT   a UDP socket that reads DNS queries and drops them
 """
@@ -59,6 +60,11 @@ def http103(conn):
                  b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
 
 
+def httplong(conn):
+    conn.recv(4096)
+    conn.sendall(b"HTTP/1.1 200 OK\r\nSet-Cookie: c=" + b"x" * 6144 + b"\r\nContent-Length: 0\r\n\r\n")
+
+
 def smtphelo(conn):
     f = conn.makefile("rwb")
     f.write(b"220 rr-pr.test old ESMTP\r\n")
@@ -94,7 +100,7 @@ elif mode == "http500":
     http_status(addr, port, 500)
 elif mode == "smtp421":
     tcp_server(addr, port, smtp421)
-elif mode in ("hangup", "http103", "smtphelo"):
+elif mode in ("hangup", "http103", "httplong", "smtphelo"):
     tcp_server(addr, port, globals()[mode])
 elif mode == "silent":
     tcp_server(addr, port, silent)

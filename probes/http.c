@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "probes/check.h"
+#include "probes/reply.h"
 
 enum { HTTP_STATUS, HTTP_HEADERS };
 
@@ -66,21 +67,6 @@ static int http_curl_start(struct probe_check *c)
 	return probe_curl_go(pc);
 }
 
-/* "HTTP/1.1 200 OK": the status, or -1 for what is not a status line. */
-static long parse_status(const char *line)
-{
-	const char *p = line;
-
-	if (strncmp(p, "HTTP/", 5) != 0)
-		return -1;
-	for (p += 5; (*p >= '0' && *p <= '9') || *p == '.'; p++)
-		;
-	if (*p != ' ' || p[1] < '1' || p[1] > '5' || p[2] < '0' || p[2] > '9' || p[3] < '0' ||
-	    p[3] > '9' || (p[4] != ' ' && p[4] != '\0'))
-		return -1;
-	return (p[1] - '0') * 100 + (p[2] - '0') * 10 + (p[3] - '0');
-}
-
 static int http_line(struct probe_talk *t, char *line, size_t len)
 {
 	struct probe_check *c = t->check;
@@ -97,7 +83,7 @@ static int http_line(struct probe_talk *t, char *line, size_t len)
 		judge(c, t->code);
 		return 1;
 	}
-	status = parse_status(line);
+	status = probe_http_status(line);
 	if (status < 0) {
 		probe_finish(c, PROBE_PROTOCOL_ERROR, "not an HTTP status line: %.60s", line);
 		return 1;

@@ -6,6 +6,8 @@ librerouter_la_SOURCES += \
 	probes/icmp.c \
 	probes/once.c \
 	probes/probe.h \
+	probes/reply.c \
+	probes/reply.h \
 	probes/resolve.c \
 	probes/route.c \
 	probes/run.c \

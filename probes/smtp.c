@@ -12,10 +12,10 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
-#include <strings.h>
 #include <unistd.h>
 
 #include "probes/check.h"
+#include "probes/reply.h"
 
 enum { SMTP_GREETING, SMTP_EHLO, SMTP_HELO, SMTP_NOOP, SMTP_NOOP_AFTER_HELO };
 
@@ -144,21 +144,17 @@ static int smtp_reply(struct probe_talk *t, int code, const char *text)
 
 static int smtp_line(struct probe_talk *t, char *line, size_t len)
 {
-	int code;
+	struct probe_smtp_line l;
 
-	/* "250-STARTTLS", "250 OK", "220": three digits, then '-' for more. */
-	if (len < 3 || line[0] < '1' || line[0] > '5' || line[1] < '0' || line[1] > '9' ||
-	    line[2] < '0' || line[2] > '9' || (line[3] && line[3] != ' ' && line[3] != '-')) {
+	if (probe_smtp_line(line, len, &l) < 0) {
 		probe_finish(t->check, PROBE_PROTOCOL_ERROR, "not an SMTP reply: %.60s", line);
 		return 1;
 	}
-	code = (line[0] - '0') * 100 + (line[1] - '0') * 10 + (line[2] - '0');
-	if (t->stage == SMTP_EHLO && len >= 12 && strncasecmp(line + 4, "STARTTLS", 8) == 0 &&
-	    (line[12] == '\0' || line[12] == ' '))
+	if (t->stage == SMTP_EHLO && l.starttls)
 		t->starttls = true;
-	if (line[3] == '-')
+	if (l.more)
 		return 0;
-	return smtp_reply(t, code, len > 4 ? line + 4 : "");
+	return smtp_reply(t, l.code, l.text);
 }
 
 static const char *smtp_waiting_for(const struct probe_talk *t)

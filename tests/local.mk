@@ -19,7 +19,7 @@ dist_noinst_SCRIPTS += tests/hooks/test-hooks.sh
 dist_noinst_SCRIPTS += tests/fuzz/run-fuzz.sh tests/fuzz/test-fuzz.sh
 EXTRA_DIST += tests/fuzz/fuzz.h tests/fuzz/fuzz_config.c tests/fuzz/fuzz_duration.c \
 	tests/fuzz/fuzz_days.c tests/fuzz/fuzz_time.c tests/fuzz/fuzz_hostport.c \
-	tests/fuzz/fuzz_url.c tests/fuzz/config.dict tests/fuzz/corpus tests/deps/fuzz.txt
+	tests/fuzz/fuzz_url.c tests/fuzz/fuzz_reply.c tests/fuzz/config.dict tests/fuzz/corpus tests/deps/fuzz.txt
 # tests/static: cppcheck, clang-tidy (.clang-tidy) and scan-build, all clean.
 dist_noinst_SCRIPTS += tests/static/test-static.sh
 EXTRA_DIST += .clang-tidy tests/static/cppcheck.supp tests/deps/static.txt

@@ -2,7 +2,8 @@
 # libFuzzer over every parser of outside input (issue 13): the whole
 # configuration file (parse + validate), durations, day lists, times,
 # host:port (and hosts, sources, marks), URLs (and status-code lists, mail
-# lists, argv splitting). Built out of the tree with clang
+# lists, argv splitting), and what servers answer the http and smtp checks
+# (probes/reply.c: status lines, SMTP reply lines). Built out of the tree with clang
 # (-fsanitize=fuzzer,address,undefined) in its own directory; each target
 # runs RR_FUZZ_SECS seconds (default 15) from the seed corpus in
 # tests/fuzz/corpus/TARGET (copied: the seeds in git stay as they are).
@@ -10,9 +11,8 @@
 # reproducer is kept in the build directory. One line per target reports
 # its executions.
 #
-# There is no SMTP or HTTP status-line parser of our own (libcurl reads
-# them) and no parser of database rows beyond SQLite's typed columns, so
-# neither has a target.
+# libcurl reads what https, proxies and STARTTLS relays answer; there is no
+# parser of database rows beyond SQLite's typed columns: neither has a target.
 #
 #   RR_SRCDIR=$PWD tests/fuzz/run-fuzz.sh [TARGET...]
 #   RR_FUZZ_BUILDDIR (default $RR_SRCDIR/build-fuzz), RR_FUZZ_SECS, RR_FUZZ_JOBS
@@ -20,7 +20,7 @@ set -u
 RR_SRCDIR=${RR_SRCDIR:-$(cd "$(dirname "$0")/../.." && pwd)}
 B=${RR_FUZZ_BUILDDIR:-$RR_SRCDIR/build-fuzz}
 SECS=${RR_FUZZ_SECS:-15}
-TARGETS=(config duration days time hostport url)
+TARGETS=(config duration days time hostport url reply)
 [ $# -gt 0 ] && TARGETS=("$@")
 CC=${RR_FUZZ_CC:-clang}
 
@@ -48,7 +48,7 @@ fi
 SAN="-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer -g -O1"
 CFLAGS="-std=c11 -Wall -Wextra -Werror -I$B -I$RR_SRCDIR $(pkg-config --cflags inih)"
 LIBS=$(pkg-config --libs inih)
-SRCS=("$RR_SRCDIR"/config/{config,parse,validate,values}.c)
+SRCS=("$RR_SRCDIR"/config/{config,parse,validate,values}.c "$RR_SRCDIR"/probes/reply.c)
 
 fails=0
 for t in "${TARGETS[@]}"; do

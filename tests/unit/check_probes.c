@@ -17,6 +17,7 @@
 #include "probes/check.h"
 #include "agent/worker.h"
 #include "probes/probe.h"
+#include "probes/reply.h"
 #include "agent/vote.h"
 
 #define LOOP_ADDR "127.0.1.1"
@@ -339,6 +340,40 @@ START_TEST(test_smtp)
 	ck_assert_ptr_nonnull(strstr(col.r[1].reason, "421"));
 	srv_stop(&ok);
 	srv_stop(&busy);
+}
+END_TEST
+
+/* What talk.c hands http.c and smtp.c, read by reply.c. */
+START_TEST(test_reply_lines)
+{
+	struct probe_smtp_line l;
+
+	ck_assert_int_eq(probe_http_status("HTTP/1.1 200 OK"), 200);
+	ck_assert_int_eq(probe_http_status("HTTP/1.0 302"), 302);
+	ck_assert_int_eq(probe_http_status("HTTP/2 503 Service Unavailable"), 503);
+	ck_assert_int_eq(probe_http_status("HTTP/1.1 20 OK"), -1);
+	ck_assert_int_eq(probe_http_status("HTTP/1.1 2000 OK"), -1);
+	ck_assert_int_eq(probe_http_status("HTTP/1.1 600 Odd"), -1);
+	ck_assert_int_eq(probe_http_status("http/1.1 200 OK"), -1);
+	ck_assert_int_eq(probe_http_status("220 mx ESMTP"), -1);
+	ck_assert_int_eq(probe_http_status(""), -1);
+
+	ck_assert_int_eq(probe_smtp_line("250-STARTTLS", 12, &l), 0);
+	ck_assert_int_eq(l.code, 250);
+	ck_assert(l.more && l.starttls);
+	ck_assert_int_eq(probe_smtp_line("250 starttls", 12, &l), 0);
+	ck_assert(!l.more && l.starttls);
+	ck_assert_int_eq(probe_smtp_line("250-STARTTLSX", 13, &l), 0);
+	ck_assert(!l.starttls);
+	ck_assert_int_eq(probe_smtp_line("220", 3, &l), 0);
+	ck_assert_int_eq(l.code, 220);
+	ck_assert_str_eq(l.text, "");
+	ck_assert_int_eq(probe_smtp_line("421 4.3.2 busy", 14, &l), 0);
+	ck_assert_str_eq(l.text, "4.3.2 busy");
+	ck_assert_int_eq(probe_smtp_line("25", 2, &l), -1);
+	ck_assert_int_eq(probe_smtp_line("2x0 ok", 6, &l), -1);
+	ck_assert_int_eq(probe_smtp_line("250_ok", 6, &l), -1);
+	ck_assert_int_eq(probe_smtp_line("650 no", 6, &l), -1);
 }
 END_TEST
 
@@ -672,6 +707,7 @@ static Suite *probes_suite(void)
 	tcase_add_test(tc, test_http_status);
 	tcase_add_test(tc, test_http_refused);
 	tcase_add_test(tc, test_smtp);
+	tcase_add_test(tc, test_reply_lines);
 	tcase_add_test(tc, test_run_order_and_once);
 	tcase_add_test(tc, test_empty_run);
 	tcase_add_test(tc, test_cancel);

@@ -4,9 +4,9 @@
  * or answer is a bad status; silence times out.
  * STARTTLS is used when the server offers it (verified like any TLS): then
  * we say QUIT and libcurl runs the whole dialogue again with STARTTLS on its
- * own connection, as it does for a check through a proxy. libcurl does it
- * with an smtp:// URL, a custom command and no MAIL FROM/RCPT TO: it greets,
- * EHLOs, sends the command and quits. */
+ * own connection (libcurl cannot take over a connected socket: curl #10626).
+ * libcurl does it with an smtp:// URL, a custom command and no MAIL FROM/RCPT
+ * TO: it greets, EHLOs, sends the command and quits. */
 #include "config.h"
 
 #include <errno.h>
@@ -179,8 +179,6 @@ static int smtp_start(struct probe_check *c)
 
 	if (!c->cfg->host)
 		return -EINVAL;
-	if (c->cfg->proxy)
-		return smtp_curl_start(c);
 	r = probe_talk_new(c, &smtp_talk_ops, c->cfg->host, &t);
 	if (r < 0)
 		return r;

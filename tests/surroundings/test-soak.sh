@@ -60,6 +60,10 @@ t1=$(rr_now_ms)
 sur_flap_stop
 rr_wan_restore "$SUR_NS"
 rr_check "no alert left pending" wait_for 60 sur_no_alert_pending
+# A run's check socket or the last mail's connection may still be open right
+# after the last change: a leak stays, a transient goes within seconds.
+fds_settled() { [ "$(sur_fds "$SUR_DPID")" -le $((fd0 + 1)) ]; }
+wait_for 10 fds_settled
 fd1=$(sur_fds "$SUR_DPID") rss1=$(sur_rss_kb "$SUR_DPID")
 n=$(sur_changes)
 rr_info "FIGURE: $((n - WARMUP)) changes in $(( (t1 - t0) / 1000 )) s; fds $fd0 -> $fd1; RSS $rss0 -> $rss1 KiB"

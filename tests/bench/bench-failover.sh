@@ -180,6 +180,9 @@ CUT, RESTORE = CUTS[scenario]
 # The wait before a cut or a restore: uniform over several of the tool's
 # cycles (30 s; lab1s: 1 s plus its checks), so the phase is random.
 PHASE = (0, 5) if scenario == "lab1s" else (0, 30)
+# The same waits for every tool (seeded by the scenario): the tools meet the
+# same sequence of cuts, though each against its own cycle.
+rng = random.Random(scenario)
 def site_a():
     c = sqlite3.connect("file:%s?mode=ro" % tdb, uri=True, timeout=1)
     try:
@@ -210,12 +213,12 @@ rows = []
 if wait_row(1, 120) is None:
     sys.exit("the row never showed UP before the first cut")
 for i in range(n):
-    time.sleep(random.uniform(*PHASE))
+    time.sleep(rng.uniform(*PHASE))
     real, t0 = time.time(), time.monotonic()
     subprocess.run(CUT, check=True)
     t1 = wait_row(0)
     phase_down = first_run_after(real)
-    time.sleep(random.uniform(*PHASE))
+    time.sleep(rng.uniform(*PHASE))
     real2, t2 = time.time(), time.monotonic()
     subprocess.run(RESTORE, check=True)
     t3 = wait_row(1)

@@ -407,6 +407,74 @@ static void check_hold(struct daemon *d)
 	notify_status(d);
 }
 
+/* A window opened while this run was ending, before its timer came round:
+ * the run was in flight at the opening and is discarded. */
+static bool window_took_run(struct daemon *d)
+{
+	const struct cfg_window *w;
+	time_t now_s = (time_t)(clock_usec(CLOCK_REALTIME) / USEC_PER_SEC);
+
+	if (d->in_maintenance || !mwin_inside(d->cfg->windows, d->cfg->n_windows, now_s, &w))
+		return false;
+	mw_enter(d, w, true);
+	d->run_cfg = NULL;
+	free_retired(d);
+	return true;
+}
+
+/* The run, and the change it decides, in one transaction; from memory when
+ * the database refuses (routing goes before bookkeeping). */
+static void record_run(struct daemon *d, const struct state_run *sr, const struct vote *next,
+		       struct state_change *ch, bool change)
+{
+	int64_t change_id = 0;
+	int r;
+
+	/* What memory decided before comes first; runs are not stored out of order. */
+	if (!backlog_flush(d))
+		r = -EIO;
+	else
+		r = state_commit_run(d->db, sr, next->p.runs, change ? ch : NULL, &change_id);
+	if (r < 0) {
+		store_failed(d, r, change);
+		if (change)
+			backlog_push(d, ch, run_texts_joined(d, next->p.runs));
+	} else {
+		store_ok(d);
+		if (change)
+			d->last_change_id = change_id;
+	}
+}
+
+static void after_change(struct daemon *d, const struct state_change *ch, unsigned wf, unsigned wp)
+{
+	log_change(d, ch, wf, wp);
+	vote_commit_change(&d->vote);
+	forget_run_texts(d);
+	d->since_usec = ch->at_usec;
+	d->gate_open = !ch->no_backup;
+	/* A new change: its own alert says it all; an owed note is moot. */
+	d->note_owed = false;
+	actions_note_gate(d->actions, 0);
+	actions_kick(d->actions);
+}
+
+/* The backup gate is judged at every run while DOWN. */
+static void judge_gate(struct daemon *d, const struct probe_result *res, size_t n)
+{
+	if (d->vote.state != LINK_DOWN || d->gate_open || vote_no_backup(res, n))
+		return;
+	struct log_field f[] = { { "REROUTER_STATE", "down" } };
+	log_fields(LOG_NOTICE, f, "a backup path answers again: [on_down] is applied");
+	d->gate_open = true;
+	state_add_event(d->db, "gate", "down", "a backup path answers: [on_down] applied", d->changed_by);
+	/* Mailed as a note on the same change (SPEC section 2). */
+	if (d->n_backlog)
+		d->note_owed = true;
+	else if (d->last_change_id > 0)
+		actions_note_gate(d->actions, d->last_change_id);
+}
+
 static void on_run_done(struct probe_run *run, const struct probe_result *res, size_t n, void *userdata)
 {
 	struct daemon *d = userdata;
@@ -416,16 +484,8 @@ static void on_run_done(struct probe_run *run, const struct probe_result *res, s
 
 	(void)run;
 	d->run = NULL;
-	/* A window opened while this run was ending, before its timer came
-	 * round: the run was in flight at the opening and is discarded. */
-	const struct cfg_window *w;
-	time_t now_s = (time_t)(clock_usec(CLOCK_REALTIME) / USEC_PER_SEC);
-	if (!d->in_maintenance && mwin_inside(d->cfg->windows, d->cfg->n_windows, now_s, &w)) {
-		mw_enter(d, w, true);
-		d->run_cfg = NULL;
-		free_retired(d);
+	if (window_took_run(d))
 		return;
-	}
 	for (size_t i = 0; i < n; i++) {
 		n_link += res[i].check->role == ROLE_LINK;
 		if (verbose)
@@ -449,54 +509,21 @@ static void on_run_done(struct probe_run *run, const struct probe_result *res, s
 	ch.no_backup = ch.new_state == LINK_DOWN && vote_no_backup(res, n);
 	struct state_run sr = { .at_usec = at, .failed = failed, .link_failed = link_failed,
 				.n_link = n_link, .results = res, .n_results = n };
-	int64_t change_id = 0;
-	int r;
 
 	remember_run_text(d, at, failed, link_failed, n_link, res, n);
-	/* What memory decided before comes first; runs are not stored out of order. */
-	if (!backlog_flush(d))
-		r = -EIO;
-	else
-		r = state_commit_run(d->db, &sr, next.p.runs, change ? &ch : NULL, &change_id);
+	record_run(d, &sr, &next, &ch, change);
 	log_debug("run %s: %u of %u link checks failed; window %zu of %u: %u failed, %u passed",
 		  failed ? "FAILED" : "PASSED", link_failed, n_link, next.n, next.p.runs, wf, wp);
 	d->have_last = true;
 	d->last_failed = failed;
 	d->last_link_failed = link_failed;
 	d->last_n_link = n_link;
-	if (r < 0) {
-		store_failed(d, r, change);
-		if (change)
-			backlog_push(d, &ch, run_texts_joined(d, next.p.runs));
-	} else {
-		store_ok(d);
-		if (change)
-			d->last_change_id = change_id;
-	}
 	/* Routing goes before bookkeeping: memory moves on either way. */
 	d->vote = next;
-	if (change) {
-		log_change(d, &ch, wf, wp);
-		vote_commit_change(&d->vote);
-		forget_run_texts(d);
-		d->since_usec = ch.at_usec;
-		d->gate_open = !ch.no_backup;
-		/* A new change: its own alert says it all; an owed note is moot. */
-		d->note_owed = false;
-		actions_note_gate(d->actions, 0);
-		actions_kick(d->actions);
-	} else if (d->vote.state == LINK_DOWN && !d->gate_open && !vote_no_backup(res, n)) {
-		/* The backup gate is judged at every run while DOWN. */
-		struct log_field f[] = { { "REROUTER_STATE", "down" } };
-		log_fields(LOG_NOTICE, f, "a backup path answers again: [on_down] is applied");
-		d->gate_open = true;
-		state_add_event(d->db, "gate", "down", "a backup path answers: [on_down] applied", d->changed_by);
-		/* Mailed as a note on the same change (SPEC section 2). */
-		if (d->n_backlog)
-			d->note_owed = true;
-		else if (d->last_change_id > 0)
-			actions_note_gate(d->actions, d->last_change_id);
-	}
+	if (change)
+		after_change(d, &ch, wf, wp);
+	else
+		judge_gate(d, res, n);
 	check_hold(d);
 	update_routes(d);
 	notify_status(d);

@@ -55,6 +55,110 @@ static int parse_count(const char *s, unsigned *ret)
 	return 0;
 }
 
+/* What the command line asks for, once its arguments are checked. */
+struct ctl_args {
+	const char *cmd;
+	int nargs;
+	char **args;
+	unsigned hist_n;
+	enum link_state hold;
+	uint64_t hold_for;
+	bool json, force;
+};
+
+/* --json (status, history, connectors) and --force (disable) anywhere
+ * after the command; connector parses its own options. */
+static void take_flags(struct ctl_args *a)
+{
+	const char *cmd = a->cmd;
+	int k = 0;
+
+	if (!strcmp(cmd, "connector"))
+		return;
+	for (int i = 0; i < a->nargs; i++) {
+		if (!strcmp(a->args[i], "--json") &&
+		    (!strcmp(cmd, "status") || !strcmp(cmd, "history") || !strcmp(cmd, "connectors")))
+			a->json = true;
+		else if (!strcmp(a->args[i], "--force") && !strcmp(cmd, "disable"))
+			a->force = true;
+		else
+			a->args[k++] = a->args[i];
+	}
+	a->nargs = k;
+}
+
+/* -1: the arguments fit the command; else the exit status of a usage error. */
+static int check_args(struct ctl_args *a)
+{
+	const char *cmd = a->cmd;
+	int nargs = a->nargs;
+	char **args = a->args;
+
+	if (!strcmp(cmd, "history")) {
+		bool with_n = nargs == 2 && !strcmp(args[0], "-n") && parse_count(args[1], &a->hist_n) == 0;
+		if (nargs != 0 && !with_n) {
+			fprintf(stderr, "rerouterctl: usage: history [-n N] [--json] (N a positive number)\n");
+			return 2;
+		}
+	} else if (!strcmp(cmd, "enable") || !strcmp(cmd, "disable")) {
+		if (nargs != 1) {
+			fprintf(stderr, "rerouterctl: usage: %s NAME%s\n", cmd, strcmp(cmd, "disable") ? "" : " [--force]");
+			return 2;
+		}
+	} else if (!strcmp(cmd, "hold")) {
+		if (nargs >= 1)
+			a->hold = link_state_parse(args[0]);
+		if (nargs == 3 && !strcmp(args[1], "--for") &&
+		    (cfg_parse_duration(args[2], &a->hold_for) < 0 || a->hold_for == 0))
+			a->hold = LINK_UNKNOWN;
+		if (a->hold == LINK_UNKNOWN || (nargs != 1 && nargs != 3)) {
+			fprintf(stderr, "rerouterctl: usage: hold up|down [--for DURATION] (e.g. 30m, 2h)\n");
+			return 2;
+		}
+	} else if (!strcmp(cmd, "connector")) {
+		if (nargs < 2) {
+			fprintf(stderr, "rerouterctl: usage: connector add|remove|set NAME ...\n");
+			return 2;
+		}
+	} else if (strcmp(cmd, "status") && strcmp(cmd, "connectors") && strcmp(cmd, "init") &&
+		   strcmp(cmd, "check") && strcmp(cmd, "release")) {
+		fprintf(stderr, "rerouterctl: unknown command '%s'\n", cmd);
+		usage(stderr);
+		return 2;
+	} else if (nargs != 0) {
+		fprintf(stderr, "rerouterctl: %s takes no arguments\n", cmd);
+		/* A monitoring plugin's usage error is UNKNOWN. */
+		return strcmp(cmd, "check") ? 2 : 3;
+	}
+	return -1;
+}
+
+static int run_command(struct cfg *cfg, const struct ctl_args *a)
+{
+	const char *cmd = a->cmd;
+	int r;
+
+	if (!strcmp(cmd, "status"))
+		return a->json ? agent_ctl_status_json(cfg) : agent_ctl_status(cfg);
+	if (!strcmp(cmd, "check"))
+		return agent_ctl_check(cfg);
+	if (!strcmp(cmd, "history"))
+		return a->json ? agent_ctl_history_json(cfg, a->hist_n) : agent_ctl_history(cfg, a->hist_n);
+	if (!strcmp(cmd, "hold"))
+		return agent_ctl_hold(cfg, a->hold, a->hold_for);
+	if (!strcmp(cmd, "release"))
+		return agent_ctl_hold(cfg, LINK_UNKNOWN, 0);
+	if (!strcmp(cmd, "connectors"))
+		return a->json ? actions_ctl_connectors_json(cfg) : actions_ctl_connectors(cfg);
+	if (!strcmp(cmd, "connector"))
+		return actions_ctl_connector(cfg, a->nargs, a->args);
+	if (!strcmp(cmd, "init")) {
+		r = actions_ctl_init(cfg);
+		return r == 0 ? agent_ctl_init(cfg) : r;
+	}
+	return actions_ctl_toggle(cfg, a->args[0], !strcmp(cmd, "enable"), a->force);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -79,98 +183,24 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
-	const char *cmd = argv[optind++];
-	int nargs = argc - optind;
-	char **args = argv + optind;
-	unsigned hist_n = 20;
-	enum link_state hold = LINK_UNKNOWN;
-	uint64_t hold_for = 0;
-	bool json = false, force = false;
-
-	/* --json (status, history, connectors) and --force (disable) anywhere
-	 * after the command; connector parses its own options. */
-	if (strcmp(cmd, "connector")) {
-		int k = 0;
-		for (int i = 0; i < nargs; i++) {
-			if (!strcmp(args[i], "--json") && (!strcmp(cmd, "status") || !strcmp(cmd, "history") ||
-							   !strcmp(cmd, "connectors")))
-				json = true;
-			else if (!strcmp(args[i], "--force") && !strcmp(cmd, "disable"))
-				force = true;
-			else
-				args[k++] = args[i];
-		}
-		nargs = k;
-	}
-	if (!strcmp(cmd, "history")) {
-		bool with_n = nargs == 2 && !strcmp(args[0], "-n") && parse_count(args[1], &hist_n) == 0;
-		if (nargs != 0 && !with_n) {
-			fprintf(stderr, "rerouterctl: usage: history [-n N] [--json] (N a positive number)\n");
-			return 2;
-		}
-	} else if (!strcmp(cmd, "enable") || !strcmp(cmd, "disable")) {
-		if (nargs != 1) {
-			fprintf(stderr, "rerouterctl: usage: %s NAME%s\n", cmd, strcmp(cmd, "disable") ? "" : " [--force]");
-			return 2;
-		}
-	} else if (!strcmp(cmd, "hold")) {
-		if (nargs >= 1)
-			hold = link_state_parse(args[0]);
-		if (nargs == 3 && !strcmp(args[1], "--for") &&
-		    (cfg_parse_duration(args[2], &hold_for) < 0 || hold_for == 0))
-			hold = LINK_UNKNOWN;
-		if (hold == LINK_UNKNOWN || (nargs != 1 && nargs != 3)) {
-			fprintf(stderr, "rerouterctl: usage: hold up|down [--for DURATION] (e.g. 30m, 2h)\n");
-			return 2;
-		}
-	} else if (!strcmp(cmd, "connector")) {
-		if (nargs < 2) {
-			fprintf(stderr, "rerouterctl: usage: connector add|remove|set NAME ...\n");
-			return 2;
-		}
-	} else if (strcmp(cmd, "status") && strcmp(cmd, "connectors") && strcmp(cmd, "init") &&
-		   strcmp(cmd, "check") && strcmp(cmd, "release")) {
-		fprintf(stderr, "rerouterctl: unknown command '%s'\n", cmd);
-		usage(stderr);
-		return 2;
-	} else if (nargs != 0) {
-		fprintf(stderr, "rerouterctl: %s takes no arguments\n", cmd);
-		/* A monitoring plugin's usage error is UNKNOWN. */
-		return strcmp(cmd, "check") ? 2 : 3;
-	}
+	struct ctl_args a = { .cmd = argv[optind], .nargs = argc - optind - 1,
+			      .args = argv + optind + 1, .hist_n = 20, .hold = LINK_UNKNOWN };
+	take_flags(&a);
+	int r = check_args(&a);
+	if (r >= 0)
+		return r;
 
 	log_setup("rerouterctl", true, false);
 
 	struct cfg *cfg = NULL;
-	int r = cfg_load_print(path, &cfg);
+	r = cfg_load_print(path, &cfg);
 	if (r < 0) {
-		if (strcmp(cmd, "check"))
+		if (strcmp(a.cmd, "check"))
 			return 2;
 		printf("REROUTER UNKNOWN - cannot load the configuration %s\n", path);
 		return 3;
 	}
-
-	if (!strcmp(cmd, "status"))
-		r = json ? agent_ctl_status_json(cfg) : agent_ctl_status(cfg);
-	else if (!strcmp(cmd, "check"))
-		r = agent_ctl_check(cfg);
-	else if (!strcmp(cmd, "history"))
-		r = json ? agent_ctl_history_json(cfg, hist_n) : agent_ctl_history(cfg, hist_n);
-	else if (!strcmp(cmd, "hold"))
-		r = agent_ctl_hold(cfg, hold, hold_for);
-	else if (!strcmp(cmd, "release"))
-		r = agent_ctl_hold(cfg, LINK_UNKNOWN, 0);
-	else if (!strcmp(cmd, "connectors"))
-		r = json ? actions_ctl_connectors_json(cfg) : actions_ctl_connectors(cfg);
-	else if (!strcmp(cmd, "connector"))
-		r = actions_ctl_connector(cfg, nargs, args);
-	else if (!strcmp(cmd, "init")) {
-		r = actions_ctl_init(cfg);
-		if (r == 0)
-			r = agent_ctl_init(cfg);
-	}
-	else
-		r = actions_ctl_toggle(cfg, args[0], !strcmp(cmd, "enable"), force);
+	r = run_command(cfg, &a);
 	cfg_free(cfg);
 	return r;
 }

@@ -182,7 +182,7 @@ import json, sys
 runs = [json.loads(l) for l in open(sys.argv[1])]
 method = ("`valgrind --tool=callgrind rerouterd --once -c FILE` (%s) in the cost lab's namespaces: the checks "
           "of bench-cost.sh (half black-holed, timeout 1 s), each run twice; Ir is the `summary:` line, every "
-          "thread included. The 2-check run is the floor (start-up, configuration, libcurl's set-up)." % sys.argv[3])
+          "thread included. The 2-check run is the floor (start-up, configuration; libcurl is initialised only by a check that needs it: https, a proxy, a STARTTLS relay)." % sys.argv[3])
 json.dump({"method": method, "runs": runs}, open(sys.argv[2], "w"), indent=1)
 PY
 rr_log "written: $DATA/callgrind.json"

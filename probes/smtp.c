@@ -87,18 +87,13 @@ static int hand_to_curl(struct probe_talk *t)
 	return 1;
 }
 
-static int say(struct probe_talk *t, int stage, const char *what)
+/* Send a command (its argument, if any) and wait in stage for the reply. */
+static int say(struct probe_talk *t, int stage, const char *verb, const char *arg)
 {
 	char line[300];
 	int r;
 
-	if (strcmp(what, "EHLO") == 0 || strcmp(what, "HELO") == 0) {
-		char helo[256];
-
-		helo_name(helo, sizeof helo);
-		snprintf(line, sizeof line, "%s %s\r\n", what, helo);
-	} else
-		snprintf(line, sizeof line, "%s\r\n", what);
+	snprintf(line, sizeof line, "%s%s%s\r\n", verb, arg ? " " : "", arg ? arg : "");
 	r = probe_talk_send(t, line);
 	if (r < 0) {
 		probe_finish(t->check, PROBE_ERROR, "%s", strerror(-r));
@@ -106,6 +101,15 @@ static int say(struct probe_talk *t, int stage, const char *what)
 	}
 	t->stage = stage;
 	return 0;
+}
+
+/* EHLO and HELO name the host. */
+static int greet(struct probe_talk *t, int stage, const char *verb)
+{
+	char helo[256];
+
+	helo_name(helo, sizeof helo);
+	return say(t, stage, verb, helo);
 }
 
 /* The last line of a reply, code its number, text what follows it. */
@@ -116,17 +120,17 @@ static int smtp_reply(struct probe_talk *t, int code, const char *text)
 	switch (t->stage) {
 	case SMTP_GREETING:
 		if (code == 220)
-			return say(t, SMTP_EHLO, "EHLO");
+			return greet(t, SMTP_EHLO, "EHLO");
 		break;
 	case SMTP_EHLO:
 		if (code / 100 == 2)
-			return t->starttls ? hand_to_curl(t) : say(t, SMTP_NOOP, "NOOP");
+			return t->starttls ? hand_to_curl(t) : say(t, SMTP_NOOP, "NOOP", NULL);
 		if (code / 100 == 5)
-			return say(t, SMTP_HELO, "HELO");
+			return greet(t, SMTP_HELO, "HELO");
 		break;
 	case SMTP_HELO:
 		if (code / 100 == 2)
-			return say(t, SMTP_NOOP_AFTER_HELO, "NOOP");
+			return say(t, SMTP_NOOP_AFTER_HELO, "NOOP", NULL);
 		break;
 	default:
 		if (code / 100 == 2) {
